@@ -1,0 +1,357 @@
+package dispatch
+
+import (
+	"fmt"
+
+	"golang.org/x/arch/x86/x86asm"
+)
+
+// Func is what the analyzer needs to know about one function.
+type Func struct {
+	Name  string
+	Entry uintptr
+	// Size is the length of the function's instructions.
+	Size int
+	// Bytes runs from Entry to the next symbol: Size bytes of code, then
+	// padding. No thread executes padding, so a patch may run into it but
+	// not past it. Bytes may alias live text; Plan copies what it keeps.
+	Bytes []byte
+}
+
+func (f Func) code() []byte { return f.Bytes[:f.Size] }
+
+// Tactic names how a patch keeps every instruction boundary it covers.
+type Tactic uint8
+
+const (
+	// EntryJump writes jmp rel32 at the entry over one instruction of at
+	// least 5 bytes (or over padding): rel32 is free.
+	EntryJump Tactic = iota + 1
+	// PunnedJump writes jmp rel32 at the entry; the rel32 bytes that overlap
+	// later instructions keep their original values.
+	PunnedJump
+	// PrefixedJump puts 1-3 ignored prefixes (26/36/3E, a REX last) before
+	// the opcode, shifting which rel32 bytes are pinned.
+	PrefixedJump
+	// PastNop moves the patch point past a 1-byte nop.
+	PastNop
+	// PastPushRBP moves the patch point past push rbp; the relay site pops
+	// it again before the dispatcher runs.
+	PastPushRBP
+)
+
+func (t Tactic) String() string {
+	switch t {
+	case EntryJump:
+		return "entry-jump"
+	case PunnedJump:
+		return "punned-jump"
+	case PrefixedJump:
+		return "prefixed-jump"
+	case PastNop:
+		return "past-nop"
+	case PastPushRBP:
+		return "past-push-rbp"
+	}
+	return fmt.Sprintf("tactic(%d)", uint8(t))
+}
+
+// Tactics lists every tactic in the order they are tried.
+var Tactics = []Tactic{EntryJump, PunnedJump, PrefixedJump, PastNop, PastPushRBP}
+
+// Mode is what the patched prologue holds.
+type Mode uint8
+
+const (
+	// SiteMode writes jmp rel32 to a relay site that calls the dispatcher.
+	SiteMode Mode = iota
+	// CallMode writes call rel32 (via a relay stub) to the call-mode
+	// dispatcher, which rewrites the return slot. Kept for comparison.
+	CallMode
+)
+
+func (m Mode) String() string {
+	if m == CallMode {
+		return "call"
+	}
+	return "site"
+}
+
+func (m Mode) opcode() byte {
+	if m == CallMode {
+		return 0xE8
+	}
+	return 0xE9
+}
+
+// inst is one decoded instruction of the function.
+type inst struct {
+	off int
+	x86asm.Inst
+}
+
+// prologue is the analysis of one function, shared by all its candidates.
+type prologue struct {
+	fn    Func
+	insts []inst
+	start map[int]int // instruction start offset -> index in insts
+	// restart is the offset of the stack-growth tail's JMP back to the
+	// entry (-1 if none): the only branch allowed to reach offset 0.
+	restart int
+}
+
+// decodeAll decodes the whole function linearly. Go emits no data in text,
+// so every branch target is one of these boundaries.
+func decodeAll(f Func) (*prologue, error) {
+	p := &prologue{fn: f, start: map[int]int{}, restart: -1}
+	code := f.code()
+	for off := 0; off < len(code); {
+		in, err := x86asm.Decode(code[off:], 64)
+		if err != nil || in.Len == 0 {
+			return nil, refuse(f, ReasonDecode, fmt.Sprintf("cannot decode the instruction at +%#x (% x): %v", off, head(code[off:], 8), err))
+		}
+		p.start[off] = len(p.insts)
+		p.insts = append(p.insts, inst{off, in})
+		off += in.Len
+	}
+	p.restart = p.findRestart()
+	return p, nil
+}
+
+func head(b []byte, n int) []byte { return b[:min(n, len(b))] }
+
+// branchTarget returns the target offset of a direct branch, or false.
+func branchTarget(in inst) (int, bool) {
+	for _, a := range in.Args {
+		if r, ok := a.(x86asm.Rel); ok {
+			return in.off + in.Len + int(r), true
+		}
+	}
+	return 0, false
+}
+
+func isCall(op x86asm.Op) bool { return op == x86asm.CALL || op == x86asm.LCALL }
+
+// findRestart finds the stack-growth tail of a Go prologue: the stack check
+// is a conditional forward branch among the first instructions; the tail
+// it leads to calls runtime.morestack and then jumps back to the entry with
+// the entry's state restored. That JMP is a fresh call of the function and
+// may safely land on the patch.
+func (p *prologue) findRestart() int {
+	for i := 0; i < len(p.insts) && i < 6; i++ {
+		in := p.insts[i]
+		if in.Op == x86asm.JMP || isCall(in.Op) || in.Op == x86asm.RET {
+			return -1
+		}
+		t, ok := branchTarget(in)
+		if !ok || t <= in.off {
+			continue
+		}
+		k, ok := p.start[t]
+		if !ok {
+			return -1
+		}
+		called := false
+		for ; k < len(p.insts); k++ {
+			in := p.insts[k]
+			if isCall(in.Op) {
+				called = true
+			}
+			if in.Op == x86asm.JMP {
+				if to, ok := branchTarget(in); ok && to == 0 && called {
+					return in.off
+				}
+				return -1
+			}
+			if in.Op == x86asm.RET {
+				return -1
+			}
+		}
+		return -1
+	}
+	return -1
+}
+
+// backEdge reports a branch, other than the stack-growth restart, that lands
+// on offset at. A goroutine taking it would enter the patch mid-call, with
+// the function's state rather than its caller's.
+func (p *prologue) backEdge(at int) (int, bool) {
+	for _, in := range p.insts {
+		if isCall(in.Op) || in.off == p.restart && at == 0 {
+			continue
+		}
+		if t, ok := branchTarget(in); ok && t == at {
+			return in.off, true
+		}
+	}
+	return 0, false
+}
+
+// candidate is one way to patch the function, before a site is chosen.
+type candidate struct {
+	tactic Tactic
+	offset int    // patch point, from the entry
+	prefix []byte // ignored prefixes before the opcode
+	opcode byte
+	pins   Pins
+}
+
+func (c candidate) len() int { return len(c.prefix) + 5 }
+
+// bytes returns the patch for a given rel32.
+func (c candidate) bytes(rel int32) []byte {
+	b := append(append([]byte{}, c.prefix...), c.opcode, 0, 0, 0, 0)
+	putRel(b[len(b)-4:], rel)
+	return b
+}
+
+func putRel(b []byte, rel int32) {
+	b[0], b[1], b[2], b[3] = byte(rel), byte(rel>>8), byte(rel>>16), byte(rel>>24)
+}
+
+// ignorablePrefix reports whether b may stand before E8/E9 at prefix
+// position i of n: a segment override (ignored in 64-bit mode), or a REX,
+// which must come last. 0x66 is never used: AMD honours it and truncates
+// RIP.
+func ignorablePrefix(b byte, i, n int) bool {
+	switch b {
+	case 0x26, 0x36, 0x3E:
+		return true
+	}
+	return b&0xF0 == 0x40 && i == n-1
+}
+
+// candidates lists the patches that keep every interior boundary, in the
+// order they are tried. It returns the first refusal if there is none.
+func (p *prologue) candidates(mode Mode, entry uintptr) ([]candidate, error) {
+	f := p.fn
+	offsets := []struct {
+		off    int
+		tactic Tactic
+	}{{0, 0}}
+	if first := f.Bytes[0]; len(p.insts) > 1 && p.insts[0].Len == 1 {
+		switch {
+		case first == 0x90:
+			offsets = append(offsets, struct {
+				off    int
+				tactic Tactic
+			}{1, PastNop})
+		case first == 0x55 && mode == SiteMode:
+			// Call mode cannot undo the push: its dispatcher has the
+			// return address on top of the saved rbp.
+			offsets = append(offsets, struct {
+				off    int
+				tactic Tactic
+			}{1, PastPushRBP})
+		}
+	}
+	var out []candidate
+	var first error
+	note := func(err error) {
+		if first == nil {
+			first = err
+		}
+	}
+	for _, o := range offsets {
+		if at, ok := p.backEdge(o.off); ok {
+			note(refuse(f, ReasonBackEdge, fmt.Sprintf("the branch at +%#x jumps to the patch point +%#x", at, o.off)))
+			continue
+		}
+		for n := 0; n <= 3; n++ {
+			c, err := p.fit(mode, entry, o.off, n)
+			if err != nil {
+				note(err)
+				continue
+			}
+			c.tactic = o.tactic
+			if c.tactic == 0 {
+				switch {
+				case n > 0:
+					c.tactic = PrefixedJump
+				case c.pins.Free():
+					c.tactic = EntryJump
+				default:
+					c.tactic = PunnedJump
+				}
+			}
+			out = append(out, c)
+		}
+	}
+	if len(out) == 0 {
+		return nil, first
+	}
+	return out, nil
+}
+
+// fit builds the candidate with n prefixes at offset off, pinning every
+// patch byte that overlaps an instruction starting inside the patch.
+func (p *prologue) fit(mode Mode, entry uintptr, off, n int) (candidate, error) {
+	f := p.fn
+	c := candidate{offset: off, opcode: mode.opcode(), prefix: make([]byte, n)}
+	end := off + c.len()
+	if end > len(f.Bytes) {
+		return c, refuse(f, ReasonRoom, fmt.Sprintf("a %d-byte patch at +%d runs past the function's %d bytes into the next symbol", c.len(), off, len(f.Bytes)))
+	}
+	// The atomic store writes a whole aligned quadword: the patch must fit
+	// in it, and all of it must be this function's, code or padding.
+	if q := (entry + uintptr(off)) &^ 7; entry+uintptr(end) > q+8 || q < entry || q+8 > entry+uintptr(len(f.Bytes)) {
+		return c, refuse(f, ReasonQuadword, fmt.Sprintf("the patch [+%d,+%d) at %#x does not fit an aligned quadword of the function's own bytes", off, end, entry+uintptr(off)))
+	}
+	if mode == CallMode {
+		// The return address the dispatcher keys on must lie in the
+		// function's code: in padding the runtime's pc tables throw.
+		if end >= f.Size {
+			return c, refuse(f, ReasonCallReturn, fmt.Sprintf("the call's return address +%d is outside the function's %d bytes of code", end, f.Size))
+		}
+		// Every instruction before it must leave SP alone, so that an
+		// unwinder at the dispatcher finds the caller at 8(SP).
+		for _, in := range p.insts {
+			if in.off >= end {
+				break
+			}
+			if movesSP(in.Inst) {
+				return c, refuse(f, ReasonCallReturn, fmt.Sprintf("the instruction at +%d (%v) moves SP before the call's return address", in.off, in.Inst))
+			}
+		}
+	}
+	for i := range n {
+		c.prefix[i] = 0x3E
+	}
+	// pinned[j]: patch byte j must keep its original value.
+	for _, in := range p.insts {
+		if in.off <= off || in.off >= end {
+			continue
+		}
+		for a := in.off; a < in.off+in.Len && a < end; a++ {
+			j, orig := a-off, f.Bytes[a]
+			switch {
+			case j < n:
+				if !ignorablePrefix(orig, j, n) {
+					return c, refuse(f, ReasonPins, fmt.Sprintf("prefix byte +%d must keep %#02x of the instruction at +%d", a, orig, in.off))
+				}
+				c.prefix[j] = orig
+			case j == n:
+				if orig != c.opcode {
+					return c, refuse(f, ReasonPins, fmt.Sprintf("opcode byte +%d must keep %#02x of the instruction at +%d", a, orig, in.off))
+				}
+			default:
+				k := uint(j - n - 1)
+				c.pins.Mask |= 0xff << (8 * k)
+				c.pins.Value |= uint32(orig) << (8 * k)
+			}
+		}
+	}
+	return c, nil
+}
+
+// movesSP reports whether an instruction changes RSP.
+func movesSP(in x86asm.Inst) bool {
+	switch in.Op {
+	case x86asm.PUSH, x86asm.POP, x86asm.CALL, x86asm.RET, x86asm.ENTER, x86asm.LEAVE, x86asm.PUSHF, x86asm.POPF:
+		return true
+	}
+	if r, ok := in.Args[0].(x86asm.Reg); ok && (r == x86asm.RSP || r == x86asm.ESP || r == x86asm.SP) {
+		return in.Op != x86asm.CMP && in.Op != x86asm.TEST
+	}
+	return false
+}

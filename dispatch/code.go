@@ -1,0 +1,244 @@
+package dispatch
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/switchboard-go/switchboard"
+)
+
+const (
+	protRX  = unix.PROT_READ | unix.PROT_EXEC
+	protRWX = unix.PROT_READ | unix.PROT_WRITE | unix.PROT_EXEC
+
+	// linux/membarrier.h; golang.org/x/sys/unix has only the syscall number.
+	membarrierCmdQuery                           = 0
+	membarrierCmdPrivateExpeditedSyncCore         = 1 << 5
+	membarrierCmdRegisterPrivateExpeditedSyncCore = 1 << 6
+)
+
+// ErrCodeChanged: the bytes to be replaced are not the ones expected, so
+// something else rewrote them. Nothing is written.
+var ErrCodeChanged = errors.New("code bytes changed underneath")
+
+// writeMu serializes every code write of this package, whoever calls it.
+var writeMu sync.Mutex
+
+// pageOf returns the page holding p, as a slice for mprotect.
+func pageOf(p unsafe.Pointer) []byte {
+	return unsafe.Slice((*byte)(unsafe.Add(p, -int(uintptr(p)&(pageSize-1)))), pageSize)
+}
+
+// swapQuad replaces the aligned quadword at q with new if it holds old, in
+// one atomic store, then serializes every core. The page keeps PROT_EXEC
+// throughout: other threads may be running it.
+func swapQuad(q unsafe.Pointer, old, new [8]byte) error {
+	if uintptr(q)&7 != 0 {
+		return fmt.Errorf("quadword %p is not aligned", q)
+	}
+	writeMu.Lock()
+	defer writeMu.Unlock()
+	page := pageOf(q)
+	if err := unix.Mprotect(page, protRWX); err != nil {
+		return fmt.Errorf("mprotect %p RWX: %w", &page[0], err)
+	}
+	ok := atomic.CompareAndSwapUint64((*uint64)(q), binary.LittleEndian.Uint64(old[:]), binary.LittleEndian.Uint64(new[:]))
+	if err := unix.Mprotect(page, protRX); err != nil {
+		return fmt.Errorf("mprotect %p RX: %w", &page[0], err)
+	}
+	if !ok {
+		var live [8]byte
+		binary.LittleEndian.PutUint64(live[:], atomic.LoadUint64((*uint64)(q)))
+		return fmt.Errorf("%w: %p holds % x, expected % x", ErrCodeChanged, q, live, old)
+	}
+	return SyncCores()
+}
+
+var (
+	syncOnce sync.Once
+	syncHow  func() error
+	syncName string
+)
+
+// SyncCores makes every thread of the process execute a serializing
+// instruction before it next runs user code, so that none runs stale
+// instructions after a code write (Intel SDM, cross-modifying code). It
+// uses membarrier(PRIVATE_EXPEDITED_SYNC_CORE), Linux 4.16+, and falls
+// back to an mprotect whose TLB shootdown interrupts every core running
+// the process.
+func SyncCores() error {
+	syncOnce.Do(func() {
+		mask, _, e := unix.Syscall(unix.SYS_MEMBARRIER, membarrierCmdQuery, 0, 0)
+		if e == 0 && mask&membarrierCmdPrivateExpeditedSyncCore != 0 {
+			if _, _, e := unix.Syscall(unix.SYS_MEMBARRIER, membarrierCmdRegisterPrivateExpeditedSyncCore, 0, 0); e == 0 {
+				syncHow, syncName = membarrierSync, "membarrier(PRIVATE_EXPEDITED_SYNC_CORE)"
+				return
+			}
+		}
+		syncHow, syncName = shootdownSync, "mprotect TLB shootdown"
+	})
+	return syncHow()
+}
+
+// SyncMethod names how SyncCores serializes cores here.
+func SyncMethod() string {
+	_ = SyncCores()
+	return syncName
+}
+
+func membarrierSync() error {
+	if _, _, e := unix.Syscall(unix.SYS_MEMBARRIER, membarrierCmdPrivateExpeditedSyncCore, 0, 0); e != 0 {
+		return fmt.Errorf("membarrier SYNC_CORE: %w", e)
+	}
+	return nil
+}
+
+var scratch struct {
+	once sync.Once
+	page []byte
+	err  error
+}
+
+// shootdownSync flips the protection of a touched scratch page: the kernel
+// must flush its TLB entry on every CPU running this mm, by IPI, and the
+// interrupt serializes each of them.
+func shootdownSync() error {
+	scratch.once.Do(func() {
+		scratch.page, scratch.err = unix.Mmap(-1, 0, pageSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	})
+	if scratch.err != nil {
+		return fmt.Errorf("scratch page: %w", scratch.err)
+	}
+	scratch.page[0]++
+	if err := unix.Mprotect(scratch.page, unix.PROT_READ); err != nil {
+		return fmt.Errorf("mprotect scratch: %w", err)
+	}
+	return unix.Mprotect(scratch.page, unix.PROT_READ|unix.PROT_WRITE)
+}
+
+// Process is the live address space of this process.
+type Process struct{}
+
+// Busy parses /proc/self/maps.
+func (Process) Busy() ([]Range, error) {
+	data, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		return nil, err
+	}
+	var out []Range
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		line := sc.Bytes()
+		dash := bytes.IndexByte(line, '-')
+		sp := bytes.IndexByte(line, ' ')
+		if dash < 0 || sp < dash {
+			continue
+		}
+		lo, err1 := strconv.ParseUint(string(line[:dash]), 16, 64)
+		hi, err2 := strconv.ParseUint(string(line[dash+1:sp]), 16, 64)
+		if err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("/proc/self/maps: bad line %q", line)
+		}
+		out = append(out, Range{uintptr(lo), uintptr(hi)})
+	}
+	return out, sc.Err()
+}
+
+// Reserve maps one page at addr with MAP_FIXED_NOREPLACE, fills it with
+// int3 and leaves it read-execute.
+func (Process) Reserve(addr uintptr) (unsafe.Pointer, error) {
+	// The address is a hint to the kernel, never dereferenced as given.
+	hint := unsafe.Add(unsafe.Pointer(nil), addr)
+	mem, err := unix.MmapPtr(-1, 0, hint, pageSize, unix.PROT_READ|unix.PROT_WRITE,
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_FIXED_NOREPLACE)
+	if err != nil {
+		return nil, fmt.Errorf("mmap %#x: %w", addr, err)
+	}
+	if mem != hint {
+		// A kernel before 4.17 takes the flag as a plain hint.
+		_ = unix.MunmapPtr(mem, pageSize)
+		return nil, fmt.Errorf("mmap %#x: got %p", addr, mem)
+	}
+	page := unsafe.Slice((*byte)(mem), pageSize)
+	for i := range page {
+		page[i] = 0xCC
+	}
+	if err := unix.Mprotect(page, protRX); err != nil {
+		_ = unix.MunmapPtr(mem, pageSize)
+		return nil, fmt.Errorf("mprotect %#x RX: %w", addr, err)
+	}
+	return mem, nil
+}
+
+// Install writes the patch's relay site (or stub) and registers its key
+// with route in the dispatcher's table, then serializes every core, so the
+// site is complete everywhere before any prologue leads to it. Installing
+// twice is a no-op; sites are never removed.
+func (p *Patch) Install(route *switchboard.Route) error {
+	if p.installed {
+		return nil
+	}
+	mem := p.pageBytes()
+	if mem == nil {
+		return fmt.Errorf("%s: relay page %#x is simulated", p.Name, p.page.addr)
+	}
+	writeMu.Lock()
+	err := writeSite(mem, p.page.addr, p.Site, p.SiteCode)
+	writeMu.Unlock()
+	if err != nil {
+		return refuseErr(p, ReasonMap, err)
+	}
+	switchboard.Routes.Insert(p.Key, route)
+	if err := SyncCores(); err != nil {
+		return err
+	}
+	p.installed = true
+	return nil
+}
+
+// writeSite writes the page header and one site. The bytes it writes were
+// int3 and unreachable until now; other sites of the page keep running.
+func writeSite(mem []byte, page, site uintptr, code []byte) error {
+	if err := unix.Mprotect(mem, protRWX); err != nil {
+		return fmt.Errorf("mprotect relay %#x RWX: %w", page, err)
+	}
+	binary.LittleEndian.PutUint64(mem[0:], uint64(switchboard.DispatcherPC()))
+	binary.LittleEndian.PutUint64(mem[8:], uint64(switchboard.CallDispatcherPC()))
+	copy(mem[site-page:], code)
+	return unix.Mprotect(mem, protRX)
+}
+
+// Apply writes the prologue patch over the quadword's expected current
+// contents from (the original, or another patch of the same function), in
+// one atomic store, and serializes every core. entry must be the live
+// function entry.
+func (p *Patch) Apply(entry unsafe.Pointer, from [8]byte) error {
+	if !p.installed {
+		return fmt.Errorf("%s: site not installed", p.Name)
+	}
+	return p.swap(entry, from, p.patched)
+}
+
+// Restore puts the original quadword back.
+func (p *Patch) Restore(entry unsafe.Pointer) error { return p.swap(entry, p.patched, p.orig) }
+
+func (p *Patch) swap(entry unsafe.Pointer, old, new [8]byte) error {
+	if uintptr(entry) != p.Entry {
+		return fmt.Errorf("%s: patch planned for %#x, applied at %p", p.Name, p.Entry, entry)
+	}
+	return swapQuad(unsafe.Add(entry, int(p.quad-p.Entry)), old, new)
+}
+
+func refuseErr(p *Patch, r Reason, err error) error {
+	return &RefusalError{Func: p.Name, Entry: p.Entry, Reason: r, Detail: err.Error(), Err: ErrNoRelay}
+}

@@ -1,0 +1,233 @@
+package dispatch
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"unsafe"
+
+	"golang.org/x/arch/x86/x86asm"
+)
+
+// Patch is everything needed to redirect one function in one mode: the
+// bytes for the prologue and the relay site they jump to. Plan makes it;
+// in a live process Install and Apply write it.
+type Patch struct {
+	Name   string
+	Entry  uintptr
+	Mode   Mode
+	Tactic Tactic
+	// Offset is where Bytes go, from Entry.
+	Offset int
+	// Bytes is the prologue patch: prefixes, E9 or E8, rel32.
+	Bytes []byte
+	// Pins are the rel32 bytes the original instructions fixed.
+	Pins Pins
+	// Site is the relay site (site mode) or relay stub (call mode) the
+	// patch branches to; SiteCode is what is written there.
+	Site     uintptr
+	SiteCode []byte
+	// Key is the return address the dispatcher sees: in the site for site
+	// mode, Entry+Offset+len(Bytes) for call mode.
+	Key uintptr
+
+	// quad is the aligned quadword holding the patch; orig and patched
+	// are its two contents.
+	quad          uintptr
+	orig, patched [8]byte
+	page          *relayPage
+	installed     bool
+}
+
+// Quad returns the aligned quadword the patch is written into, with its
+// original and patched contents.
+func (p *Patch) Quad() (addr uintptr, orig, patched [8]byte) { return p.quad, p.orig, p.patched }
+
+// Planner plans patches against one address space. Its methods are safe for
+// concurrent use.
+type Planner struct {
+	mu       sync.Mutex
+	relay    relay
+	dispatch uintptr // site-mode dispatcher entry
+	callDisp uintptr // call-mode dispatcher entry
+}
+
+// NewPlanner returns a planner that carves relay pages out of space and
+// points sites at the two dispatcher entries.
+func NewPlanner(space Space, dispatcher, callDispatcher uintptr) *Planner {
+	return &Planner{relay: relay{space: space}, dispatch: dispatcher, callDisp: callDispatcher}
+}
+
+// Plan chooses a tactic and a site for f in the given mode, reserving the
+// site. It reads f.Code and f's padding only; it writes nothing to f. In a
+// live space the site bytes go into the relay page when Install runs.
+func (pl *Planner) Plan(f Func, mode Mode) (*Patch, error) {
+	if f.Size <= 0 || f.Size > len(f.Bytes) {
+		return nil, refuse(f, ReasonEmpty, fmt.Sprintf("no code: size %d of %d bytes", f.Size, len(f.Bytes)))
+	}
+	pro, err := decodeAll(f)
+	if err != nil {
+		return nil, err
+	}
+	cands, err := pro.candidates(mode, f.Entry)
+	if err != nil {
+		return nil, err
+	}
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	// Prefer a page we already have for any candidate over a new page for
+	// the first one: pages are never freed.
+	for _, c := range cands {
+		if p, ok := pl.tryExisting(f, c, mode); ok {
+			return p, nil
+		}
+	}
+	var errs []error
+	for _, c := range cands {
+		p, err := pl.tryNew(f, c, mode)
+		if err == nil {
+			return p, nil
+		}
+		errs = append(errs, err)
+	}
+	return nil, refuse(f, ReasonNoWindow, errors.Join(errs...).Error())
+}
+
+// siteSize is the most bytes a site of this candidate can take.
+func siteSize(c candidate, mode Mode) int {
+	if mode == CallMode {
+		return 6 // jmp [rip+hdr]
+	}
+	n := 6 + 3 // call [rip+hdr]; jmp r12
+	if c.tactic == PastPushRBP {
+		n++ // pop rbp
+	}
+	return n
+}
+
+func (c candidate) jmpEnd(entry uintptr) uintptr {
+	return entry + uintptr(c.offset+c.len())
+}
+
+func (pl *Planner) tryExisting(f Func, c candidate, mode Mode) (*Patch, bool) {
+	t, pg, ok := pl.relay.inPages(c.jmpEnd(f.Entry), c.pins, siteSize(c, mode))
+	if !ok {
+		return nil, false
+	}
+	return pl.finish(f, c, mode, t, pg), true
+}
+
+func (pl *Planner) tryNew(f Func, c candidate, mode Mode) (*Patch, error) {
+	t, pg, err := pl.relay.fresh(c.jmpEnd(f.Entry), c.pins, siteSize(c, mode))
+	if err != nil {
+		return nil, fmt.Errorf("%v (%d prefixes at +%d): %w", c.tactic, len(c.prefix), c.offset, err)
+	}
+	return pl.finish(f, c, mode, t, pg), nil
+}
+
+// finish builds the patch and site bytes once the site address is known.
+func (pl *Planner) finish(f Func, c candidate, mode Mode, site uintptr, pg *relayPage) *Patch {
+	rel := int32(int64(site) - int64(c.jmpEnd(f.Entry)))
+	p := &Patch{
+		Name: f.Name, Entry: f.Entry, Mode: mode, Tactic: c.tactic,
+		Offset: c.offset, Bytes: c.bytes(rel), Pins: c.pins, Site: site, page: pg,
+	}
+	var code []byte
+	if mode == SiteMode {
+		if c.tactic == PastPushRBP {
+			code = append(code, 0x5D) // pop rbp: undo the prologue's push
+		}
+		code = pl.branch(code, site, 0xE8, pl.dispatch, 0)
+		p.Key = site + uintptr(len(code))
+		code = append(code, 0x41, 0xFF, 0xE4) // jmp r12
+	} else {
+		code = pl.branch(code, site, 0xE9, pl.callDisp, 8)
+		p.Key = c.jmpEnd(f.Entry)
+	}
+	p.SiteCode = code
+	// Candidates keep the quadword inside the function's own bytes.
+	p.quad = (f.Entry + uintptr(c.offset)) &^ 7
+	copy(p.orig[:], f.Bytes[p.quad-f.Entry:])
+	p.patched = p.orig
+	for i, b := range p.Bytes {
+		p.patched[f.Entry+uintptr(c.offset+i)-p.quad] = b
+	}
+	return p
+}
+
+// branch appends a call or jmp (op E8 or E9) from the site to target: rel32
+// when it reaches, otherwise through the page header's pointer at hdr.
+func (pl *Planner) branch(code []byte, site uintptr, op byte, target uintptr, hdr uintptr) []byte {
+	at := site + uintptr(len(code))
+	if d := int64(target) - int64(at+5); d >= math.MinInt32 && d <= math.MaxInt32 {
+		code = append(code, op, 0, 0, 0, 0)
+		putRel(code[len(code)-4:], int32(d))
+		return code
+	}
+	slot := site&^(pageSize-1) + hdr
+	modrm := byte(0x15) // call [rip+disp32]
+	if op == 0xE9 {
+		modrm = 0x25 // jmp [rip+disp32]
+	}
+	code = append(code, 0xFF, modrm, 0, 0, 0, 0)
+	putRel(code[len(code)-4:], int32(int64(slot)-int64(at+6)))
+	return code
+}
+
+// Verify checks a patch against the original code independently of how it
+// was chosen: the patch decodes as one branch to the site, it fits one
+// aligned quadword and the function's room, and at every original
+// instruction boundary inside it the patched bytes decode to the original
+// instruction.
+func Verify(f Func, p *Patch) error {
+	end, code := p.Offset+len(p.Bytes), f.code()
+	if end > len(f.Bytes) {
+		return fmt.Errorf("patch ends at +%d, past the function's %d bytes", end, len(f.Bytes))
+	}
+	start := f.Entry + uintptr(p.Offset)
+	if start&^7 != (f.Entry+uintptr(end-1))&^7 {
+		return fmt.Errorf("patch [%#x,+%d) crosses an aligned quadword", start, len(p.Bytes))
+	}
+	in, err := x86asm.Decode(p.Bytes, 64)
+	if err != nil || in.Len != len(p.Bytes) {
+		return fmt.Errorf("patch % x does not decode as one instruction: %v", p.Bytes, err)
+	}
+	want := x86asm.JMP
+	if p.Mode == CallMode {
+		want = x86asm.CALL
+	}
+	rel, ok := in.Args[0].(x86asm.Rel)
+	if in.Op != want || !ok || start+uintptr(in.Len)+uintptr(int64(rel)) != p.Site {
+		return fmt.Errorf("patch % x decodes as %v, not %v to %#x", p.Bytes, in, want, p.Site)
+	}
+	// The image a resumed thread sees: original code with the patch on top.
+	img := append(append([]byte{}, f.Bytes...), make([]byte, 16)...)
+	copy(img[p.Offset:], p.Bytes)
+	for off := 0; off < len(code); {
+		orig, err := x86asm.Decode(code[off:], 64)
+		if err != nil {
+			return fmt.Errorf("original code at +%d: %v", off, err)
+		}
+		if off > p.Offset && off < end {
+			got, err := x86asm.Decode(img[off:], 64)
+			if err != nil || got.Len != orig.Len || !bytes.Equal(img[off:off+orig.Len], code[off:off+orig.Len]) || got.String() != orig.String() {
+				return fmt.Errorf("boundary +%d: patched bytes decode as %v, original %v", off, got, orig)
+			}
+		}
+		if off < p.Offset && off+orig.Len > p.Offset {
+			return fmt.Errorf("patch point +%d is inside the instruction at +%d", p.Offset, off)
+		}
+		off += orig.Len
+	}
+	return nil
+}
+
+// pageBytes returns the relay page's memory, or nil when simulated.
+func (p *Patch) pageBytes() []byte {
+	if p.page.mem == nil {
+		return nil
+	}
+	return unsafe.Slice((*byte)(p.page.mem), pageSize)
+}

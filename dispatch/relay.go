@@ -1,0 +1,279 @@
+package dispatch
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"unsafe"
+)
+
+const (
+	pageSize = 4096
+	// pageHeader bytes at the start of every relay page hold the absolute
+	// addresses of the two dispatchers, for sites too far to call them
+	// with rel32.
+	pageHeader = 16
+	// minAddr is the lowest address a relay page may take
+	// (vm.mmap_min_addr; non-PIE binaries load at 0x400000).
+	minAddr = 0x10000
+	// maxAddr is the top of the 47-bit user address space.
+	maxAddr = 0x7ffffffff000
+)
+
+// Range is a half-open address range [Start, End).
+type Range struct{ Start, End uintptr }
+
+// Space is the address space relay pages are carved from: the live process
+// (mmap), or a simulation of a binary's layout for the scanner.
+type Space interface {
+	// Busy lists the ranges that are in use, in any order.
+	Busy() ([]Range, error)
+	// Reserve maps one read-execute page at addr, which must be free. The
+	// returned memory is nil in a simulation.
+	Reserve(addr uintptr) (unsafe.Pointer, error)
+}
+
+// relayPage is one page of sites. Sites live for the life of the process.
+type relayPage struct {
+	addr uintptr
+	mem  unsafe.Pointer // nil when simulated
+	used [pageSize / 64]uint64
+}
+
+func (p *relayPage) free(off, n int) bool {
+	for i := off; i < off+n; i++ {
+		if p.used[i/64]>>(i%64)&1 != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (p *relayPage) take(off, n int) {
+	for i := off; i < off+n; i++ {
+		p.used[i/64] |= 1 << (i % 64)
+	}
+}
+
+// relay hands out site addresses. Its caller serializes it.
+type relay struct {
+	space Space
+	pages []*relayPage
+}
+
+// siteAlign is the alignment sites get when the pins leave the low bits
+// free: a 16-byte aligned site decodes in one fetch block.
+func siteAlign(pins Pins) int {
+	if pins.Mask&0xf != 0 {
+		return 1
+	}
+	return 16
+}
+
+// inPages finds room for a site of size bytes in a page it already has, at
+// an address whose rel32 from jmpEnd satisfies pins, and takes it.
+func (r *relay) inPages(jmpEnd uintptr, pins Pins, size int) (uintptr, *relayPage, bool) {
+	for _, p := range r.pages {
+		if t, ok := r.inPage(p, jmpEnd, pins, size, siteAlign(pins)); ok {
+			p.take(int(t-p.addr), size)
+			return t, p, true
+		}
+	}
+	return 0, nil, false
+}
+
+// fresh maps a new page holding such an address, and takes the site.
+func (r *relay) fresh(jmpEnd uintptr, pins Pins, size int) (uintptr, *relayPage, error) {
+	t, p, err := r.newPage(jmpEnd, pins, size, siteAlign(pins))
+	if err != nil {
+		return 0, nil, err
+	}
+	p.take(int(t-p.addr), size)
+	return t, p, nil
+}
+
+// relRange clips [lo, hi] (addresses) to what rel32 from jmpEnd reaches.
+func relRange(jmpEnd, lo, hi uintptr) (int32, int32, bool) {
+	l := max(int64(lo)-int64(jmpEnd), math.MinInt32)
+	h := min(int64(hi)-int64(jmpEnd), math.MaxInt32)
+	return int32(l), int32(h), l <= h
+}
+
+func alignUp(t uintptr, a int) uintptr { return (t + uintptr(a) - 1) &^ (uintptr(a) - 1) }
+
+// inPage looks for a free site address in an existing page.
+func (r *relay) inPage(p *relayPage, jmpEnd uintptr, pins Pins, size, align int) (uintptr, bool) {
+	lo, hi, ok := relRange(jmpEnd, p.addr+pageHeader, p.addr+pageSize-uintptr(size))
+	for x := lo; ok && x <= hi; {
+		rel, found := pins.Next(x)
+		if !found || rel > hi {
+			return 0, false
+		}
+		t := jmpEnd + uintptr(int64(rel))
+		if a := alignUp(t, align); a != t {
+			x = rel + int32(a-t)
+			continue
+		}
+		if p.free(int(t-p.addr), size) {
+			return t, true
+		}
+		x = rel + 1
+		if x < rel { // overflow
+			return 0, false
+		}
+	}
+	return 0, false
+}
+
+// newPage searches the reachable address space for a free page holding an
+// allowed site address: upwards from jmpEnd, then downwards.
+func (r *relay) newPage(jmpEnd uintptr, pins Pins, size, align int) (uintptr, *relayPage, error) {
+	busy, err := r.busy()
+	if err != nil {
+		return 0, nil, err
+	}
+	// busyAt returns the busy range holding page, if any.
+	busyAt := func(page uintptr) (Range, bool) {
+		i, _ := slices.BinarySearchFunc(busy, page, func(b Range, a uintptr) int {
+			switch {
+			case b.End <= a:
+				return -1
+			case b.Start > a:
+				return 1
+			}
+			return 0
+		})
+		if i < len(busy) && busy[i].Start <= page && page < busy[i].End {
+			return busy[i], true
+		}
+		return Range{}, false
+	}
+	try := func(page uintptr) (*relayPage, bool) {
+		mem, err := r.space.Reserve(page)
+		if err != nil {
+			// Taken since we looked, or refused: treat it as busy.
+			busy = insertRange(busy, Range{page, page + pageSize})
+			return nil, false
+		}
+		p := &relayPage{addr: page, mem: mem}
+		p.take(0, pageHeader)
+		r.pages = append(r.pages, p)
+		return p, true
+	}
+
+	lo, hi, ok := relRange(jmpEnd, minAddr, maxAddr-uintptr(size))
+	if !ok {
+		return 0, nil, fmt.Errorf("no address within rel32 reach")
+	}
+	// Upwards from rel 0.
+	for x := max(lo, 0); x <= hi; {
+		rel, found := pins.Next(x)
+		if !found || rel > hi {
+			break
+		}
+		t := jmpEnd + uintptr(int64(rel))
+		page := t &^ (pageSize - 1)
+		var next uintptr // the lowest address worth trying after t
+		switch {
+		case t-page < pageHeader:
+			next = page + pageHeader
+		case t+uintptr(size) > page+pageSize:
+			next = page + pageSize + pageHeader
+		case alignUp(t, align) != t:
+			next = alignUp(t, align)
+		default:
+			if b, isBusy := busyAt(page); isBusy {
+				next = b.End + pageHeader
+			} else if p, ok := try(page); ok {
+				return t, p, nil
+			} else {
+				next = page + pageSize + pageHeader
+			}
+		}
+		d := int64(next) - int64(jmpEnd)
+		if d > math.MaxInt32 || next <= t {
+			break
+		}
+		x = int32(d)
+	}
+	// Downwards from rel -1.
+	for x := min(hi, -1); x >= lo; {
+		rel, found := pins.Prev(x)
+		if !found || rel < lo {
+			break
+		}
+		t := jmpEnd + uintptr(int64(rel))
+		page := t &^ (pageSize - 1)
+		var next uintptr // the highest address worth trying after t
+		switch {
+		case t+uintptr(size) > page+pageSize:
+			next = page + pageSize - uintptr(size)
+		case t-page < pageHeader:
+			next = page - uintptr(size)
+		case t&^(uintptr(align)-1) != t:
+			next = t &^ (uintptr(align) - 1)
+		default:
+			if b, isBusy := busyAt(page); isBusy {
+				next = b.Start - uintptr(size)
+			} else if p, ok := try(page); ok {
+				return t, p, nil
+			} else {
+				next = page - uintptr(size)
+			}
+		}
+		d := int64(next) - int64(jmpEnd)
+		if d < math.MinInt32 || next > t {
+			break
+		}
+		x = int32(d)
+	}
+	return 0, nil, fmt.Errorf("every address rel32 %v reaches from %#x is taken", pins, jmpEnd)
+}
+
+// busy returns the space's busy ranges plus what is out of bounds, sorted,
+// merged and rounded out to whole pages.
+func (r *relay) busy() ([]Range, error) {
+	b, err := r.space.Busy()
+	if err != nil {
+		return nil, fmt.Errorf("reading the address space: %w", err)
+	}
+	all := []Range{{0, minAddr}, {maxAddr, math.MaxUint64}}
+	for _, x := range b {
+		all = append(all, Range{x.Start &^ (pageSize - 1), alignUp(x.End, pageSize)})
+	}
+	for _, p := range r.pages {
+		all = append(all, Range{p.addr, p.addr + pageSize})
+	}
+	slices.SortFunc(all, func(a, b Range) int {
+		switch {
+		case a.Start < b.Start:
+			return -1
+		case a.Start > b.Start:
+			return 1
+		}
+		return 0
+	})
+	out := all[:1]
+	for _, x := range all[1:] {
+		if last := &out[len(out)-1]; x.Start <= last.End {
+			last.End = max(last.End, x.End)
+		} else {
+			out = append(out, x)
+		}
+	}
+	return out, nil
+}
+
+// insertRange adds one range to a sorted, merged list.
+func insertRange(rs []Range, x Range) []Range {
+	i, _ := slices.BinarySearchFunc(rs, x.Start, func(b Range, a uintptr) int {
+		if b.Start < a {
+			return -1
+		}
+		if b.Start > a {
+			return 1
+		}
+		return 0
+	})
+	return slices.Insert(rs, i, x)
+}

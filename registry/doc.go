@@ -1,0 +1,16 @@
+// Package registry is Switchboard's public API: Set redirects every call of
+// a function to another func value, Reset undoes it, List reports what is
+// redirected.
+//
+//	err := registry.Set(pkg.Compute, fastCompute)          // patch: one atomic code store
+//	err = registry.Set(pkg.Compute, func(x int) int { ... }) // retarget: one atomic pointer store
+//	err = registry.Reset(pkg.Compute)                        // original bytes back
+//
+// It owns the records of patched functions and the refusal rules: every
+// error is an *Error wrapping one of the Err* sentinels, names the function
+// and the reason, and leaves the program exactly as it was. Writers are
+// serialized by one mutex; calls of patched functions never take it.
+//
+// It must not write code or relay pages itself (package dispatch does) or
+// read binaries (package unwind does).
+package registry

@@ -1,0 +1,51 @@
+package registry
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/switchboard-go/switchboard/dispatch"
+)
+
+// Sentinel errors, for errors.Is. Every error from this package is an
+// *Error wrapping one of them.
+var (
+	ErrNil          = errors.New("nil function")
+	ErrNotFunc      = errors.New("not a function")
+	ErrTypeMismatch = errors.New("fn and impl have different types")
+	ErrNotEntry     = errors.New("not the entry of a function in this binary")
+	ErrClosure      = errors.New("fn is a closure: patching its code would redirect every instance")
+	ErrMethodValue  = errors.New("fn is a method value (x.M): use the method expression (*T).M or T.M")
+	ErrGeneric      = errors.New("fn is a generic instantiation: direct calls run a shared shape instantiation, not this wrapper")
+	ErrProtected    = errors.New("fn belongs to the Go runtime or to Switchboard's own patch path")
+	ErrInlined      = errors.New("fn was inlined by the compiler, so patching it would miss those calls")
+	ErrCycle        = errors.New("calls would cycle forever")
+	ErrModeConflict = errors.New("cannot switch modes while redirected")
+
+	// ErrUnpatchable: no tactic can patch the prologue safely.
+	ErrUnpatchable = dispatch.ErrUnpatchable
+	// ErrNoRelay: no relay page can be mapped within reach of the function.
+	ErrNoRelay = dispatch.ErrNoRelay
+)
+
+// Error is the error of a refused Set or Reset. Nothing was changed.
+type Error struct {
+	Op    string  // "Set" or "Reset"
+	Func  string  // the function's name, or what was passed instead
+	Entry uintptr // its entry, when known
+	Err   error   // a sentinel, possibly wrapped with detail
+}
+
+func (e *Error) Error() string {
+	if e.Entry != 0 {
+		return fmt.Sprintf("switchboard: %s %s (%#x): %v", e.Op, e.Func, e.Entry, e.Err)
+	}
+	return fmt.Sprintf("switchboard: %s %s: %v", e.Op, e.Func, e.Err)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// because wraps a sentinel with detail, keeping it visible to errors.Is.
+func because(sentinel error, format string, args ...any) error {
+	return fmt.Errorf("%w: %s", sentinel, fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,326 @@
+package registry
+
+import (
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"unsafe"
+
+	"github.com/switchboard-go/switchboard"
+	"github.com/switchboard-go/switchboard/dispatch"
+	"github.com/switchboard-go/switchboard/unwind"
+)
+
+// Mode selects what the patched prologue holds.
+type Mode = dispatch.Mode
+
+const (
+	// SiteMode, the default: a punned jmp to a relay site that calls the
+	// shared dispatcher and jumps to the target it returns.
+	SiteMode = dispatch.SiteMode
+	// CallMode: the card-literal design, a call written into the prologue
+	// whose dispatcher rewrites the return slot. Slower (every return
+	// mispredicts); kept so benchmarks can show why SiteMode is the default.
+	// It refuses functions whose call would return outside their code.
+	CallMode = dispatch.CallMode
+)
+
+// An Option changes how SetWith patches.
+type Option func(*options)
+
+type options struct{ mode Mode }
+
+// WithMode selects the patch mode. A function keeps its mode while
+// redirected: Reset it before changing mode.
+func WithMode(m Mode) Option { return func(o *options) { o.mode = m } }
+
+// Redirect describes one function Switchboard has patched.
+type Redirect struct {
+	Func   string  // the patched function
+	Entry  uintptr // its entry address
+	Tactic string  // how its prologue was patched (dispatch.Tactic)
+	Mode   string  // "site" or "call"
+	Site   uintptr // the relay site or stub its patch leads to
+	Active bool    // redirected now (false after Reset)
+	Target string  // the function calls go to now; the original when not active
+}
+
+func (r Redirect) String() string {
+	state := "-> " + r.Target
+	if !r.Active {
+		state = "(original)"
+	}
+	return fmt.Sprintf("%s @%#x %s [%s mode, %s, site %#x]", r.Func, r.Entry, state, r.Mode, r.Tactic, r.Site)
+}
+
+// record is the life-long state of one patched function.
+type record struct {
+	name  string
+	entry unsafe.Pointer
+	fn    dispatch.Func // original bytes, copied before the first patch
+	route switchboard.Route
+	orig  unsafe.Pointer // funcval of the original entry, the route after Reset
+
+	patches [2]*dispatch.Patch // per mode, planned on first use, kept for ever
+	mode    Mode
+	active  bool
+	impl    unsafe.Pointer // funcval calls go to while active
+}
+
+var reg struct {
+	mu      sync.Mutex
+	byEntry map[uintptr]*record
+	planner *dispatch.Planner
+}
+
+func planner() *dispatch.Planner {
+	if reg.planner == nil {
+		reg.planner = dispatch.NewPlanner(dispatch.Process{}, switchboard.DispatcherPC(), switchboard.CallDispatcherPC())
+		reg.byEntry = map[uintptr]*record{}
+	}
+	return reg.planner
+}
+
+// Set redirects every call of fn, from any goroutine, to impl, until Reset.
+//
+// fn must be a top-level function or a method expression ((*T).M, T.M);
+// calls through interfaces and func values reach the patch too. impl may be
+// any func value of the same type: a function, a method value or a
+// closure. Set(fn, fn) is Reset(fn).
+//
+// The first Set writes the patch with one atomic store; while fn stays
+// redirected, a later Set is one atomic pointer store and rewrites no code.
+// When Set returns, every call that starts on any thread goes to impl.
+//
+// A refused Set returns an *Error wrapping one of the Err* sentinels and
+// changes nothing.
+func Set[F any](fn, impl F) error { return SetWith(fn, impl) }
+
+// SetWith is Set with options.
+func SetWith[F any](fn, impl F, opts ...Option) error {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	reg.mu.Lock()
+	defer reg.mu.Unlock()
+	rec, err := lookup("Set", fn)
+	if err != nil {
+		return err
+	}
+	fail := func(err error) error { return &Error{Op: "Set", Func: rec.name, Entry: uintptr(rec.entry), Err: err} }
+	if err := sameType(fn, impl); err != nil {
+		return fail(err)
+	}
+	fv := funcval(impl)
+	if fv == nil {
+		return fail(because(ErrNil, "impl is nil"))
+	}
+	code := *(*unsafe.Pointer)(fv)
+	if code == rec.entry {
+		return reset(rec, "Set")
+	}
+	if err := noCycle(rec, uintptr(code)); err != nil {
+		return fail(err)
+	}
+	if rec.active && rec.mode == o.mode {
+		rec.impl = fv
+		rec.route.Store(fv)
+		return nil
+	}
+	if rec.active {
+		return fail(because(ErrModeConflict, "redirected in %v mode, asked for %v mode", rec.mode, o.mode))
+	}
+	p, err := rec.patch(o.mode)
+	if err != nil {
+		return fail(err)
+	}
+	// The route leads to impl before any prologue leads to the route.
+	prev := rec.route.Load()
+	rec.route.Store(fv)
+	if err := p.Install(&rec.route); err != nil {
+		rec.route.Store(prev)
+		return fail(err)
+	}
+	_, orig, _ := p.Quad()
+	if err := p.Apply(rec.entry, orig); err != nil {
+		rec.route.Store(prev)
+		return fail(err)
+	}
+	rec.mode, rec.active, rec.impl = o.mode, true, fv
+	return nil
+}
+
+// Reset routes the calls of fn to its original body again: it restores the
+// original bytes with one atomic store, then points any call still on its
+// way through the relay at the original entry. Reset of a function that is
+// not redirected does nothing.
+func Reset[F any](fn F) error {
+	reg.mu.Lock()
+	defer reg.mu.Unlock()
+	rec, err := lookup("Reset", fn)
+	if err != nil {
+		return err
+	}
+	return reset(rec, "Reset")
+}
+
+func reset(rec *record, op string) error {
+	if !rec.active {
+		return nil
+	}
+	// Code first, route second: a call can never find the route pointing
+	// at an entry that still jumps to the route.
+	if err := rec.patches[rec.mode].Restore(rec.entry); err != nil {
+		return &Error{Op: op, Func: rec.name, Entry: uintptr(rec.entry), Err: err}
+	}
+	rec.route.Store(rec.orig)
+	rec.active, rec.impl = false, nil
+	return nil
+}
+
+// List reports every function Switchboard has patched, redirected now or
+// not, sorted by name.
+func List() []Redirect {
+	reg.mu.Lock()
+	defer reg.mu.Unlock()
+	var out []Redirect
+	for _, rec := range reg.byEntry {
+		p := rec.patches[rec.mode]
+		if p == nil {
+			continue // every plan failed: nothing was patched
+		}
+		r := Redirect{
+			Func: rec.name, Entry: uintptr(rec.entry), Tactic: p.Tactic.String(),
+			Mode: rec.mode.String(), Site: p.Site, Active: rec.active, Target: rec.name,
+		}
+		if rec.active {
+			r.Target = unwind.Name(uintptr(*(*unsafe.Pointer)(rec.impl)))
+		}
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b Redirect) int { return strings.Compare(a.Func, b.Func) })
+	return out
+}
+
+// patch returns the function's patch for mode, planning it on first use.
+func (rec *record) patch(mode Mode) (*dispatch.Patch, error) {
+	if p := rec.patches[mode]; p != nil {
+		return p, nil
+	}
+	p, err := planner().Plan(rec.fn, mode)
+	if err != nil {
+		return nil, err
+	}
+	if err := dispatch.Verify(rec.fn, p); err != nil {
+		return nil, because(ErrUnpatchable, "planned patch failed verification: %v", err)
+	}
+	rec.patches[mode] = p
+	return p, nil
+}
+
+// funcval returns the data word of a func value: a pointer to its funcval,
+// whose first word is the code. Func values are pointer-shaped, so any(v)
+// holds that pointer directly, whether F is a func type or an interface.
+func funcval[F any](v F) unsafe.Pointer {
+	e := any(v)
+	return (*[2]unsafe.Pointer)(unsafe.Pointer(&e))[1]
+}
+
+func sameType[F any](fn, impl F) error {
+	tf, ti := reflect.TypeOf(fn), reflect.TypeOf(impl)
+	if ti == nil || ti.Kind() != reflect.Func {
+		return because(ErrNotFunc, "impl is %v", ti)
+	}
+	if tf != ti {
+		return because(ErrTypeMismatch, "fn is %v, impl is %v", tf, ti)
+	}
+	if reflect.ValueOf(impl).IsNil() {
+		return because(ErrNil, "impl is nil")
+	}
+	return nil
+}
+
+// lookup validates fn and returns its record, creating it on first use.
+// It runs every refusal that depends on fn alone.
+func lookup[F any](op string, fn F) (*record, error) {
+	fail := func(name string, entry uintptr, err error) (*record, error) {
+		return nil, &Error{Op: op, Func: name, Entry: entry, Err: err}
+	}
+	t := reflect.TypeOf(fn)
+	if t == nil {
+		return fail("<nil>", 0, because(ErrNil, "fn is a nil interface"))
+	}
+	if t.Kind() != reflect.Func {
+		return fail(fmt.Sprintf("<%v>", t), 0, because(ErrNotFunc, "fn is a %v", t))
+	}
+	if reflect.ValueOf(fn).IsNil() {
+		return fail(fmt.Sprintf("<nil %v>", t), 0, because(ErrNil, "fn is a nil %v", t))
+	}
+	fv := funcval(fn)
+	entry := *(*unsafe.Pointer)(fv)
+	planner()
+	if rec := reg.byEntry[uintptr(entry)]; rec != nil {
+		return rec, nil
+	}
+	im, err := unwind.Self()
+	if err != nil {
+		return fail(unwind.Name(uintptr(entry)), uintptr(entry), because(ErrNotEntry, "%v", err))
+	}
+	f, ok := im.Lookup(uintptr(entry))
+	name := unwind.Name(uintptr(entry))
+	if !ok || f.Entry != uintptr(entry) {
+		return fail(name, uintptr(entry), because(ErrNotEntry, "%#x is not a function entry", uintptr(entry)))
+	}
+	if err := kind(name); err != nil {
+		return fail(name, f.Entry, err)
+	}
+	if why := protected(name); why != "" {
+		return fail(name, f.Entry, because(ErrProtected, "%s", why))
+	}
+	into, err := im.Inlined(name)
+	if err != nil {
+		return fail(name, f.Entry, because(ErrInlined, "cannot tell whether it was inlined: %v", err))
+	}
+	if len(into) > 0 {
+		more := ""
+		if len(into) > 3 {
+			more = fmt.Sprintf(" and %d more", len(into)-3)
+			into = into[:3]
+		}
+		return fail(name, f.Entry, because(ErrInlined, "into %s%s; mark it //go:noinline or build with -gcflags=all=-l", strings.Join(into, ", "), more))
+	}
+	live := unsafe.Slice((*byte)(entry), f.Room())
+	orig := new(uintptr)
+	*orig = uintptr(entry)
+	rec := &record{
+		name:  name,
+		entry: entry,
+		fn:    dispatch.Func{Name: name, Entry: f.Entry, Size: f.Size, Bytes: slices.Clone(live)},
+		orig:  unsafe.Pointer(orig),
+	}
+	rec.route.Store(rec.orig)
+	reg.byEntry[uintptr(entry)] = rec
+	return rec, nil
+}
+
+// noCycle refuses a target that, following the redirects in force, leads
+// back to rec: Set(a, b) while b is redirected to a.
+func noCycle(rec *record, code uintptr) error {
+	path := []string{rec.name}
+	for seen := map[uintptr]bool{}; !seen[code]; {
+		seen[code] = true
+		if code == uintptr(rec.entry) {
+			return because(ErrCycle, "%s", strings.Join(append(path, rec.name), " -> "))
+		}
+		next := reg.byEntry[code]
+		if next == nil || !next.active {
+			return nil
+		}
+		path = append(path, next.name)
+		code = uintptr(*(*unsafe.Pointer)(next.impl))
+	}
+	return nil
+}

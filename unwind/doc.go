@@ -1,0 +1,10 @@
+// Package unwind maps code addresses to functions: name, entry, code size
+// and the padding after it. Go names come from the runtime
+// (runtime.FuncForPC); sizes, padding, load segments and the set of
+// functions the compiler inlined come from the ELF symbol table and DWARF
+// of the binary (/proc/self/exe for this process); C and C++ names are
+// demangled.
+//
+// It reads binaries and the runtime's public API only. It must not write
+// code, map memory or import the other Switchboard packages.
+package unwind

@@ -1,0 +1,401 @@
+package unwind
+
+import (
+	"debug/dwarf"
+	"debug/elf"
+	"errors"
+	"fmt"
+	"reflect"
+	"runtime"
+	"slices"
+	"sort"
+	"sync"
+
+	"github.com/ianlancetaylor/demangle"
+)
+
+// Func is one function of an image, at its load address.
+type Func struct {
+	Name  string
+	Entry uintptr
+	// Size is the length of its code. Bytes from Entry+Size up to Next
+	// are padding that no thread executes.
+	Size int
+	// Next is the address of the next symbol, or the end of the section.
+	Next uintptr
+	// Go reports whether the runtime knows the function (it has pc tables).
+	Go bool
+}
+
+// Room is the number of bytes from the entry to the next symbol.
+func (f Func) Room() int { return int(f.Next - f.Entry) }
+
+// Range is a half-open address range [Start, End).
+type Range struct{ Start, End uintptr }
+
+// Image is one ELF binary: its functions and load segments at the address
+// it is (or would be) loaded at.
+type Image struct {
+	Path string
+	// Bias is added to every file address: zero for a non-PIE binary.
+	Bias uintptr
+	// live marks the image of the running process (Self).
+	live bool
+
+	file  *elf.File
+	pcln  *pclntab
+	funcs []Func
+	loads []Range
+
+	// InlineSource says where Inlined looks: "DWARF" or "pclntab", once
+	// Inlined has run.
+	InlineSource string
+
+	inlineOnce sync.Once
+	inlinedBy  map[string][]string // inlined function -> functions it was inlined into
+	inlineErr  error
+
+	textOnce sync.Once
+	text     map[*elf.Section][]byte
+}
+
+// Open reads the functions of the ELF binary at path, at its link-time
+// addresses.
+func Open(path string) (*Image, error) {
+	f, err := elf.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("unwind: %w", err)
+	}
+	im := &Image{Path: path, file: f}
+	if err := im.load(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("unwind: %s: %w", path, err)
+	}
+	return im, nil
+}
+
+var self struct {
+	once sync.Once
+	im   *Image
+	err  error
+}
+
+// anchor is a function whose runtime address and table address give the
+// load bias of this process.
+func anchor() {}
+
+// Self returns the image of the running binary, at its load address. It is
+// read once.
+func Self() (*Image, error) {
+	self.once.Do(func() {
+		im, err := Open("/proc/self/exe")
+		if err != nil {
+			self.err = err
+			return
+		}
+		live := reflect.ValueOf(anchor).Pointer()
+		name := runtime.FuncForPC(live).Name()
+		i := slices.IndexFunc(im.funcs, func(f Func) bool { return f.Name == name })
+		if i < 0 {
+			self.err = fmt.Errorf("unwind: %s: no function %s to find the load address", im.Path, name)
+			return
+		}
+		im.rebase(live - im.funcs[i].Entry)
+		im.live = true
+		self.im = im
+	})
+	return self.im, self.err
+}
+
+func (im *Image) rebase(bias uintptr) {
+	if bias == 0 {
+		return
+	}
+	im.Bias = bias
+	for i := range im.funcs {
+		im.funcs[i].Entry += bias
+		im.funcs[i].Next += bias
+	}
+	for i := range im.loads {
+		im.loads[i].Start += bias
+		im.loads[i].End += bias
+	}
+}
+
+// load lists the Go functions from .gopclntab, which even stripped
+// binaries keep, and adds the other functions of the symbol table (C code
+// of cgo programs) when there is one.
+func (im *Image) load() error {
+	for _, p := range im.file.Progs {
+		if p.Type == elf.PT_LOAD {
+			im.loads = append(im.loads, Range{uintptr(p.Vaddr), uintptr(p.Vaddr + p.Memsz)})
+		}
+	}
+	syms, err := im.file.Symbols()
+	if err != nil && !errors.Is(err, elf.ErrNoSymbols) {
+		return err
+	}
+	text := im.file.Section(".text")
+	pcsec := im.file.Section(".gopclntab")
+	if text == nil || pcsec == nil {
+		return errors.New("not a Go binary: no .text or .gopclntab")
+	}
+	textStart := text.Addr
+	for _, s := range syms {
+		if s.Name == "runtime.text" {
+			textStart = s.Value
+		}
+	}
+	data, err := pcsec.Data()
+	if err != nil {
+		return err
+	}
+	if im.pcln, err = parsePclntab(data, textStart); err != nil {
+		return err
+	}
+	if im.funcs, err = im.pcln.funcs(text.Addr + text.Size); err != nil {
+		return err
+	}
+	im.funcs = append(im.funcs, im.foreign(syms)...)
+	slices.SortFunc(im.funcs, func(a, b Func) int {
+		switch {
+		case a.Entry < b.Entry:
+			return -1
+		case a.Entry > b.Entry:
+			return 1
+		}
+		return 0
+	})
+	return nil
+}
+
+// execSection returns the executable section holding addr.
+func (im *Image) execSection(addr uint64) *elf.Section {
+	for _, s := range im.file.Sections {
+		if s.Flags&elf.SHF_EXECINSTR != 0 && s.Addr <= addr && addr < s.Addr+s.Size {
+			return s
+		}
+	}
+	return nil
+}
+
+// foreign lists the function symbols the Go table does not cover.
+func (im *Image) foreign(syms []elf.Symbol) []Func {
+	covered := func(a uint64) bool {
+		i := sort.Search(len(im.funcs), func(i int) bool { return uint64(im.funcs[i].Entry) > a }) - 1
+		return i >= 0 && a < uint64(im.funcs[i].Next)
+	}
+	var all []elf.Symbol
+	for _, s := range syms {
+		if int(s.Section) < len(im.file.Sections) && s.Section != elf.SHN_UNDEF &&
+			im.file.Sections[s.Section].Flags&elf.SHF_EXECINSTR != 0 {
+			all = append(all, s)
+		}
+	}
+	slices.SortFunc(all, func(a, b elf.Symbol) int {
+		switch {
+		case a.Value < b.Value:
+			return -1
+		case a.Value > b.Value:
+			return 1
+		}
+		return 0
+	})
+	var out []Func
+	for i, s := range all {
+		if elf.ST_TYPE(s.Info) != elf.STT_FUNC || s.Size == 0 || covered(s.Value) ||
+			len(out) > 0 && uint64(out[len(out)-1].Entry) == s.Value {
+			continue
+		}
+		sec := im.execSection(s.Value)
+		next := sec.Addr + sec.Size
+		for _, t := range all[i+1:] {
+			if t.Value > s.Value {
+				next = min(next, t.Value)
+				break
+			}
+		}
+		out = append(out, Func{Name: s.Name, Entry: uintptr(s.Value), Size: int(min(s.Size, next-s.Value)), Next: uintptr(next)})
+	}
+	return out
+}
+
+// Funcs returns every function, sorted by entry.
+func (im *Image) Funcs() []Func { return im.funcs }
+
+// Loads returns the PT_LOAD segments.
+func (im *Image) Loads() []Range { return im.loads }
+
+// Lookup returns the function whose code or padding holds pc.
+func (im *Image) Lookup(pc uintptr) (Func, bool) {
+	i, found := slices.BinarySearchFunc(im.funcs, pc, func(f Func, pc uintptr) int {
+		switch {
+		case f.Entry < pc:
+			return -1
+		case f.Entry > pc:
+			return 1
+		}
+		return 0
+	})
+	if !found {
+		i--
+	}
+	if i < 0 || pc >= im.funcs[i].Next {
+		return Func{}, false
+	}
+	return im.funcs[i], true
+}
+
+// Bytes returns a function's bytes from its entry to the next symbol, from
+// the file.
+func (im *Image) Bytes(f Func) ([]byte, error) {
+	im.textOnce.Do(func() { im.text = map[*elf.Section][]byte{} })
+	addr := uint64(f.Entry - im.Bias)
+	sec := im.execSection(addr)
+	if sec == nil {
+		return nil, fmt.Errorf("%s: %#x is in no executable section", f.Name, f.Entry)
+	}
+	data, ok := im.text[sec]
+	if !ok {
+		var err error
+		if data, err = sec.Data(); err != nil {
+			return nil, err
+		}
+		im.text[sec] = data
+	}
+	off := addr - sec.Addr
+	return data[off : off+uint64(f.Room())], nil
+}
+
+// Inlined reports which functions the compiler inlined the named function
+// into; none means it was never inlined. With DWARF it reads the inlined
+// subroutines the compiler recorded, which is complete. Without DWARF (go
+// test links with -s -w) it resolves the inline ranges of .gopclntab
+// through the runtime, which works for the running binary only and misses
+// a body that left no instruction of its own in the caller.
+func (im *Image) Inlined(name string) ([]string, error) {
+	im.inlineOnce.Do(func() {
+		if d, err := im.file.DWARF(); err == nil {
+			im.inlinedBy, im.inlineErr = dwarfInlines(d)
+			im.InlineSource = "DWARF"
+			return
+		}
+		if !im.live {
+			im.inlineErr = errors.New("unwind: no DWARF, and inline ranges resolve in the running binary only")
+			return
+		}
+		im.inlinedBy, im.inlineErr = im.pclnInlines()
+		im.InlineSource = "pclntab"
+	})
+	if im.inlineErr != nil {
+		return nil, im.inlineErr
+	}
+	return im.inlinedBy[name], nil
+}
+
+// dwarfInlines maps every function with DW_TAG_inlined_subroutine entries
+// to the functions holding them.
+func dwarfInlines(d *dwarf.Data) (map[string][]string, error) {
+	abstract := map[dwarf.Offset]string{} // DW_AT_inline subprograms
+	type site struct {
+		origin    dwarf.Offset
+		outer     string       // named outer function
+		outerFrom dwarf.Offset // or the abstract origin naming it
+	}
+	var sites []site
+	var outer string
+	var outerFrom dwarf.Offset
+	r := d.Reader()
+	depth := 0
+	for {
+		e, err := r.Next()
+		if err != nil {
+			return nil, fmt.Errorf("unwind: DWARF: %w", err)
+		}
+		if e == nil {
+			break
+		}
+		if e.Tag == 0 {
+			depth--
+			continue
+		}
+		switch e.Tag {
+		case dwarf.TagSubprogram:
+			if depth == 1 {
+				outer, outerFrom = "", 0
+				if n, ok := e.Val(dwarf.AttrName).(string); ok {
+					outer = n
+					if e.Val(dwarf.AttrInline) != nil {
+						abstract[e.Offset] = n
+					}
+				} else if o, ok := e.Val(dwarf.AttrAbstractOrigin).(dwarf.Offset); ok {
+					outerFrom = o
+				}
+			}
+		case dwarf.TagInlinedSubroutine:
+			if o, ok := e.Val(dwarf.AttrAbstractOrigin).(dwarf.Offset); ok {
+				sites = append(sites, site{o, outer, outerFrom})
+			}
+		}
+		if e.Children {
+			depth++
+		}
+	}
+	out := map[string][]string{}
+	seen := map[[2]string]bool{}
+	for _, s := range sites {
+		in, outerName := abstract[s.origin], s.outer
+		if outerName == "" {
+			outerName = abstract[s.outerFrom]
+		}
+		if in == "" || seen[[2]string{in, outerName}] {
+			continue
+		}
+		seen[[2]string{in, outerName}] = true
+		out[in] = append(out[in], outerName)
+	}
+	return out, nil
+}
+
+// pclnInlines names the function inlined at the start of every inline
+// range of the running binary: runtime.FuncForPC reports the innermost
+// inlined function there, and the table the function holding it.
+func (im *Image) pclnInlines() (map[string][]string, error) {
+	starts, err := im.pcln.inlineStarts()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]string{}
+	seen := map[[2]string]bool{}
+	for _, s := range starts {
+		pc := uintptr(s) + im.Bias
+		rf := runtime.FuncForPC(pc)
+		outer, ok := im.Lookup(pc)
+		if rf == nil || !ok || rf.Name() == outer.Name {
+			continue
+		}
+		if k := [2]string{rf.Name(), outer.Name}; !seen[k] {
+			seen[k] = true
+			out[k[0]] = append(out[k[0]], k[1])
+		}
+	}
+	return out, nil
+}
+
+// Name names the function holding pc: the runtime's name for Go code, else
+// the demangled ELF symbol of this binary, else the address.
+func Name(pc uintptr) string {
+	if f := runtime.FuncForPC(pc); f != nil {
+		return f.Name()
+	}
+	if im, err := Self(); err == nil {
+		if f, ok := im.Lookup(pc); ok {
+			return Demangle(f.Name)
+		}
+	}
+	return fmt.Sprintf("%#x", pc)
+}
+
+// Demangle turns a C++ or Rust symbol into its source name and leaves any
+// other name alone.
+func Demangle(name string) string { return demangle.Filter(name) }
