@@ -1,6 +1,8 @@
 package dispatch
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 
 	"golang.org/x/arch/x86/x86asm"
@@ -38,6 +40,11 @@ const (
 	// PastPushRBP moves the patch point past push rbp; the relay site pops
 	// it again before the dispatcher runs.
 	PastPushRBP
+	// PastScratch moves the patch point past a first instruction that only
+	// writes R12 or R13 (mov r12,rsp of a frame above 4 KiB): both are
+	// scratch at function entry and the dispatcher overwrites R12 anyway,
+	// so a goroutine stopped after it may take the patch unchanged.
+	PastScratch
 )
 
 func (t Tactic) String() string {
@@ -52,12 +59,14 @@ func (t Tactic) String() string {
 		return "past-nop"
 	case PastPushRBP:
 		return "past-push-rbp"
+	case PastScratch:
+		return "past-scratch"
 	}
 	return fmt.Sprintf("tactic(%d)", uint8(t))
 }
 
 // Tactics lists every tactic in the order they are tried.
-var Tactics = []Tactic{EntryJump, PunnedJump, PrefixedJump, PastNop, PastPushRBP}
+var Tactics = []Tactic{EntryJump, PunnedJump, PrefixedJump, PastNop, PastPushRBP, PastScratch}
 
 // Mode is what the patched prologue holds.
 type Mode uint8
@@ -107,7 +116,15 @@ func decodeAll(f Func) (*prologue, error) {
 	code := f.code()
 	for off := 0; off < len(code); {
 		in, err := x86asm.Decode(code[off:], 64)
-		if err != nil || in.Len == 0 {
+		// x86asm reports a truncated or lone-prefix instruction as a
+		// one-byte Inst with no opcode and no error.
+		if err == nil && (in.Len == 0 || in.Op == 0) {
+			err = x86asm.ErrTruncated
+		}
+		if err == nil && !stable(code[off:off+in.Len], in) {
+			err = errUnstable
+		}
+		if err != nil {
 			return nil, refuse(f, ReasonDecode, fmt.Sprintf("cannot decode the instruction at +%#x (% x): %v", off, head(code[off:], 8), err))
 		}
 		p.start[off] = len(p.insts)
@@ -119,6 +136,23 @@ func decodeAll(f Func) (*prologue, error) {
 }
 
 func head(b []byte, n int) []byte { return b[:min(n, len(b))] }
+
+var errUnstable = errors.New("decoding depends on the bytes after the instruction")
+
+// stable reports whether an instruction decodes the same whatever follows
+// it. Punning keeps an instruction's own bytes, not its neighbours', so an
+// instruction the decoder reads differently with other trailing bytes
+// (x86asm does, for some truncated VEX forms) cannot be trusted.
+func stable(b []byte, in x86asm.Inst) bool {
+	for _, fill := range []byte{0x00, 0xCC, 0xFF} {
+		buf := append(append(make([]byte, 0, len(b)+15), b...), bytes.Repeat([]byte{fill}, 15)...)
+		again, err := x86asm.Decode(buf, 64)
+		if err != nil || again.Len != in.Len || again.String() != in.String() {
+			return false
+		}
+	}
+	return true
+}
 
 // branchTarget returns the target offset of a direct branch, or false.
 func branchTarget(in inst) (int, bool) {
@@ -173,16 +207,19 @@ func (p *prologue) findRestart() int {
 }
 
 // backEdge reports a branch, other than the stack-growth restart, that lands
-// on offset at. A goroutine taking it would enter the patch mid-call, with
-// the function's state rather than its caller's.
-func (p *prologue) backEdge(at int) (int, bool) {
+// at or before the patch point at offset upto (an instruction before it
+// falls through into it). A goroutine taking it would enter the patch
+// mid-call, with the function's state rather than its caller's.
+func (p *prologue) backEdge(upto int) (int, bool) {
 	for _, in := range p.insts {
-		if isCall(in.Op) || in.off == p.restart && at == 0 {
+		if isCall(in.Op) {
 			continue
 		}
-		if t, ok := branchTarget(in); ok && t == at {
-			return in.off, true
+		t, ok := branchTarget(in)
+		if !ok || t < 0 || t > upto || t == 0 && in.off == p.restart {
+			continue
 		}
+		return in.off, true
 	}
 	return 0, false
 }
@@ -225,24 +262,21 @@ func ignorablePrefix(b byte, i, n int) bool {
 // order they are tried. It returns the first refusal if there is none.
 func (p *prologue) candidates(mode Mode, entry uintptr) ([]candidate, error) {
 	f := p.fn
-	offsets := []struct {
+	type point struct {
 		off    int
-		tactic Tactic
-	}{{0, 0}}
-	if first := f.Bytes[0]; len(p.insts) > 1 && p.insts[0].Len == 1 {
+		tactic Tactic // 0: decided by prefixes and pins
+	}
+	offsets := []point{{0, 0}}
+	if first := p.insts[0]; len(p.insts) > 1 {
 		switch {
-		case first == 0x90:
-			offsets = append(offsets, struct {
-				off    int
-				tactic Tactic
-			}{1, PastNop})
-		case first == 0x55 && mode == SiteMode:
+		case first.Len == 1 && f.Bytes[0] == 0x90:
+			offsets = append(offsets, point{1, PastNop})
+		case first.Len == 1 && f.Bytes[0] == 0x55 && mode == SiteMode:
 			// Call mode cannot undo the push: its dispatcher has the
 			// return address on top of the saved rbp.
-			offsets = append(offsets, struct {
-				off    int
-				tactic Tactic
-			}{1, PastPushRBP})
+			offsets = append(offsets, point{1, PastPushRBP})
+		case writesScratchOnly(first.Inst):
+			offsets = append(offsets, point{first.Len, PastScratch})
 		}
 	}
 	var out []candidate
@@ -254,7 +288,7 @@ func (p *prologue) candidates(mode Mode, entry uintptr) ([]candidate, error) {
 	}
 	for _, o := range offsets {
 		if at, ok := p.backEdge(o.off); ok {
-			note(refuse(f, ReasonBackEdge, fmt.Sprintf("the branch at +%#x jumps to the patch point +%#x", at, o.off)))
+			note(refuse(f, ReasonBackEdge, fmt.Sprintf("the branch at +%#x jumps back into the patch point +%#x", at, o.off)))
 			continue
 		}
 		for n := 0; n <= 3; n++ {
@@ -342,6 +376,24 @@ func (p *prologue) fit(mode Mode, entry uintptr, off, n int) (candidate, error) 
 		}
 	}
 	return c, nil
+}
+
+// writesScratchOnly reports whether an instruction only writes R12 or R13
+// from registers or an address computation: mov r12,rsp or lea r12,[rsp-N].
+func writesScratchOnly(in x86asm.Inst) bool {
+	if in.Op != x86asm.MOV && in.Op != x86asm.LEA {
+		return false
+	}
+	if dst, ok := in.Args[0].(x86asm.Reg); !ok || dst != x86asm.R12 && dst != x86asm.R13 {
+		return false
+	}
+	switch src := in.Args[1].(type) {
+	case x86asm.Reg:
+		return in.Op == x86asm.MOV && src >= x86asm.RAX && src <= x86asm.R15
+	case x86asm.Mem:
+		return in.Op == x86asm.LEA
+	}
+	return false
 }
 
 // movesSP reports whether an instruction changes RSP.

@@ -39,8 +39,9 @@ type RefusalError struct {
 	Err    error
 }
 
+// Error gives the reason only: whoever reports it names the function.
 func (e *RefusalError) Error() string {
-	return fmt.Sprintf("%s (%#x): %v: %s", e.Func, e.Entry, e.Err, e.Detail)
+	return fmt.Sprintf("%v (%s): %s", e.Err, e.Reason, e.Detail)
 }
 
 func (e *RefusalError) Unwrap() error { return e.Err }

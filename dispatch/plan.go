@@ -2,9 +2,9 @@ package dispatch
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"unsafe"
 
@@ -77,22 +77,20 @@ func (pl *Planner) Plan(f Func, mode Mode) (*Patch, error) {
 	}
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
-	// Prefer a page we already have for any candidate over a new page for
-	// the first one: pages are never freed.
+	// Candidates go in order of preference (entry jump, prefixes, moved
+	// patch point); each takes a page it already has before a new one.
+	var why []string
 	for _, c := range cands {
 		if p, ok := pl.tryExisting(f, c, mode); ok {
 			return p, nil
 		}
-	}
-	var errs []error
-	for _, c := range cands {
 		p, err := pl.tryNew(f, c, mode)
 		if err == nil {
 			return p, nil
 		}
-		errs = append(errs, err)
+		why = append(why, err.Error())
 	}
-	return nil, refuse(f, ReasonNoWindow, errors.Join(errs...).Error())
+	return nil, refuse(f, ReasonNoWindow, strings.Join(why, "; "))
 }
 
 // siteSize is the most bytes a site of this candidate can take.

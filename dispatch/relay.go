@@ -227,7 +227,7 @@ func (r *relay) newPage(jmpEnd uintptr, pins Pins, size, align int) (uintptr, *r
 		}
 		x = int32(d)
 	}
-	return 0, nil, fmt.Errorf("every address rel32 %v reaches from %#x is taken", pins, jmpEnd)
+	return 0, nil, fmt.Errorf("every address rel32 %v reaches from %#x is taken, inside the binary or out of bounds", pins, jmpEnd)
 }
 
 // busy returns the space's busy ranges plus what is out of bounds, sorted,

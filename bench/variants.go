@@ -1,0 +1,183 @@
+package bench
+
+import (
+	"fmt"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/switchboard-go/switchboard/registry"
+)
+
+// target is what every variant ends up running.
+//
+//go:noinline
+func target(x int) int { return x*3 + 1 }
+
+// One victim per patching technique, so patches never overlap. Each has the
+// standard stack-check prologue of a function that calls another, the
+// common case.
+
+//go:noinline
+func victimSite(x int) int { return helper(x) }
+
+//go:noinline
+func victimCall(x int) int { return helper(x) + 1 }
+
+//go:noinline
+func victimSlot(x int) int { return helper(x) + 2 }
+
+//go:noinline
+func helper(x int) int { return x - 1 }
+
+var funcVar = target
+
+type applier interface{ Apply(int) int }
+
+type impl struct{}
+
+//go:noinline
+func (impl) Apply(x int) int { return x*3 + 1 }
+
+var iface applier = impl{}
+
+// Each loop makes n calls through one technique. They are separate
+// functions so that each call site is the simplest possible.
+
+//go:noinline
+func loopDirect(n int) (s int) {
+	for i := range n {
+		s += target(i)
+	}
+	return s
+}
+
+//go:noinline
+func loopSite(n int) (s int) {
+	for i := range n {
+		s += victimSite(i)
+	}
+	return s
+}
+
+//go:noinline
+func loopCall(n int) (s int) {
+	for i := range n {
+		s += victimCall(i)
+	}
+	return s
+}
+
+//go:noinline
+func loopSlot(n int) (s int) {
+	for i := range n {
+		s += victimSlot(i)
+	}
+	return s
+}
+
+//go:noinline
+func loopFuncVar(n int) (s int) {
+	for i := range n {
+		s += funcVar(i)
+	}
+	return s
+}
+
+//go:noinline
+func loopIface(n int) (s int) {
+	for i := range n {
+		s += iface.Apply(i)
+	}
+	return s
+}
+
+// Variant is one way of calling target.
+type Variant struct {
+	Name string
+	// Setup patches what the variant needs and returns its undo.
+	Setup func() (undo func() error, err error)
+	Loop  func(n int) int
+}
+
+func nothing() (func() error, error) { return func() error { return nil }, nil }
+
+// Variants lists the variants in report order; the first is the baseline.
+var Variants = []Variant{
+	{"direct", nothing, loopDirect},
+	{"site mode", func() (func() error, error) {
+		return func() error { return registry.Reset(victimSite) }, registry.Set(victimSite, target)
+	}, loopSite},
+	{"call mode", func() (func() error, error) {
+		return func() error { return registry.Reset(victimCall) },
+			registry.SetWith(victimCall, target, registry.WithMode(registry.CallMode))
+	}, loopCall},
+	{"per-slot 12-byte patch", slotPatch, loopSlot},
+	{"func variable", nothing, loopFuncVar},
+	{"interface", nothing, loopIface},
+}
+
+// Ratio times n calls of v and of the direct call, interleaved in chunks so
+// that both see the same machine, and returns v's ns per call and its ratio
+// to the direct call.
+func Ratio(v Variant, n int) (nsPerCall, ratio float64) {
+	const chunk = 1 << 16
+	var direct, variant time.Duration
+	sum := 0
+	for done := 0; done < n; done += chunk {
+		k := min(chunk, n-done)
+		t0 := time.Now()
+		sum += loopDirect(k)
+		t1 := time.Now()
+		sum += v.Loop(k)
+		direct += t1.Sub(t0)
+		variant += time.Since(t1)
+	}
+	Sink = sum
+	return float64(variant) / float64(n), float64(variant) / float64(direct)
+}
+
+// Sink keeps results alive.
+var Sink int
+
+// Check runs every variant once, after Setup, and reports one that does not
+// compute what the direct call computes.
+func Check(v Variant) error {
+	if got, want := v.Loop(1000), loopDirect(1000); got != want {
+		return fmt.Errorf("%s computes %d, want %d", v.Name, got, want)
+	}
+	return nil
+}
+
+// slotPatch writes the reference technique over victimSlot's prologue:
+// movabs rdx, &funcval; jmp [rdx], 12 bytes, with a plain copy. It is the
+// technique of gomonkey and bouk/monkey, kept here to measure its call cost
+// only: it is not atomic, so nothing may call the victim while it is
+// written.
+func slotPatch() (func() error, error) {
+	fv := funcVar
+	fvp := *(*unsafe.Pointer)(unsafe.Pointer(&fv)) // the funcval of target
+	code := []byte{0x48, 0xBA, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0x22}
+	*(*uintptr)(unsafe.Pointer(&code[2])) = uintptr(fvp)
+	keep = fvp
+	v := victimSlot
+	entry := *(*unsafe.Pointer)(*(*unsafe.Pointer)(unsafe.Pointer(&v)))
+	orig := make([]byte, len(code))
+	copy(orig, unsafe.Slice((*byte)(entry), len(code)))
+	if err := writeText(entry, code); err != nil {
+		return nil, err
+	}
+	return func() error { return writeText(entry, orig) }, nil
+}
+
+var keep unsafe.Pointer
+
+func writeText(at unsafe.Pointer, b []byte) error {
+	page := unsafe.Slice((*byte)(unsafe.Add(at, -int(uintptr(at)&4095))), 8192)
+	if err := unix.Mprotect(page, unix.PROT_READ|unix.PROT_WRITE|unix.PROT_EXEC); err != nil {
+		return err
+	}
+	copy(unsafe.Slice((*byte)(at), len(b)), b)
+	return unix.Mprotect(page, unix.PROT_READ|unix.PROT_EXEC)
+}

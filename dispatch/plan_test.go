@@ -1,0 +1,197 @@
+package dispatch
+
+import (
+	"bufio"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	"golang.org/x/arch/x86/x86asm"
+)
+
+// image is the non-PIE layout the table cases are planned against.
+var image = []Range{{0x400000, 0x3000000}}
+
+// Stand-in dispatcher addresses inside the image.
+const fakeDispatcher, fakeCallDispatcher = 0x401000, 0x401040
+
+type prologueCase struct {
+	line  int
+	name  string
+	fn    Func
+	mode  Mode
+	want  []string
+	input string
+}
+
+func readPrologues(t *testing.T) []prologueCase {
+	t.Helper()
+	f, err := os.Open("../testdata/prologues.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []prologueCase
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		cols := strings.Split(line, "\t")
+		if len(cols) != 6 {
+			t.Fatalf("prologues.txt:%d: %d columns", n, len(cols))
+		}
+		entry, err1 := strconv.ParseUint(cols[1], 0, 64)
+		code, err2 := hex.DecodeString(cols[3])
+		pad, err3 := strconv.Atoi(cols[4])
+		if err := errors.Join(err1, err2, err3); err != nil {
+			t.Fatalf("prologues.txt:%d: %v", n, err)
+		}
+		b := append(code, make([]byte, pad)...)
+		for i := len(code); i < len(b); i++ {
+			b[i] = 0xCC
+		}
+		mode := SiteMode
+		if cols[2] == "call" {
+			mode = CallMode
+		}
+		out = append(out, prologueCase{
+			line: n, name: cols[0], mode: mode, want: strings.Fields(cols[5]), input: cols[3],
+			fn: Func{Name: cols[0], Entry: uintptr(entry), Size: len(code), Bytes: b},
+		})
+	}
+	return out
+}
+
+func TestPrologues(t *testing.T) {
+	cases := readPrologues(t)
+	if len(cases) < 20 {
+		t.Fatalf("only %d cases read", len(cases))
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			pl := NewPlanner(&Simulated{Taken: append([]Range(nil), image...)}, fakeDispatcher, fakeCallDispatcher)
+			p, err := pl.Plan(tc.fn, tc.mode)
+			if tc.want[0] == "refused" {
+				var re *RefusalError
+				if !errors.As(err, &re) {
+					t.Fatalf("line %d: got patch %v, err %v; want refusal %s", tc.line, p, err, tc.want[1])
+				}
+				if string(re.Reason) != tc.want[1] {
+					t.Fatalf("line %d: refused for %s (%v), want %s", tc.line, re.Reason, err, tc.want[1])
+				}
+				if !errors.Is(err, ErrUnpatchable) && !errors.Is(err, ErrNoRelay) {
+					t.Fatalf("refusal %v wraps neither sentinel", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("line %d: %v", tc.line, err)
+			}
+			got := []string{p.Tactic.String(), strconv.Itoa(p.Offset), hex.EncodeToString(p.Bytes), p.Pins.String()}
+			if got[0] != tc.want[0] || got[1] != tc.want[1] || got[3] != tc.want[3] || !matchHex(got[2], tc.want[2]) {
+				t.Fatalf("line %d: got %q, want %q", tc.line, got, tc.want)
+			}
+			checkPatch(t, tc.fn, p)
+			checkSite(t, p, tc.fn)
+		})
+	}
+}
+
+// matchHex compares hex strings where want may hold ".." wildcards.
+func matchHex(got, want string) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for i := range got {
+		if want[i] != '.' && want[i] != got[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// checkPatch re-checks a patch without the planner's bookkeeping: the patch
+// decodes as one branch to the site through rel32 the pins allow, it stays in
+// one aligned quadword of the function's own bytes, and every original
+// instruction boundary inside it still decodes as the original instruction.
+func checkPatch(t *testing.T, f Func, p *Patch) {
+	t.Helper()
+	start := f.Entry + uintptr(p.Offset)
+	end := start + uintptr(len(p.Bytes))
+	if q := start &^ 7; end > q+8 || q < f.Entry || q+8 > f.Entry+uintptr(len(f.Bytes)) {
+		t.Fatalf("patch [%#x,%#x) leaves its quadword or the function", start, end)
+	}
+	in, err := x86asm.Decode(p.Bytes, 64)
+	if err != nil || in.Len != len(p.Bytes) {
+		t.Fatalf("patch % x: %v, len %d", p.Bytes, err, in.Len)
+	}
+	op := map[Mode]x86asm.Op{SiteMode: x86asm.JMP, CallMode: x86asm.CALL}[p.Mode]
+	rel, _ := in.Args[0].(x86asm.Rel)
+	if in.Op != op || end+uintptr(int64(rel)) != p.Site {
+		t.Fatalf("patch % x = %v, want %v to %#x", p.Bytes, in, op, p.Site)
+	}
+	if !p.Pins.Allows(int32(rel)) {
+		t.Fatalf("rel32 %#x breaks pins %v", uint32(rel), p.Pins)
+	}
+	img := append(append([]byte(nil), f.Bytes...), make([]byte, 16)...)
+	copy(img[p.Offset:], p.Bytes)
+	code := f.Bytes[:f.Size]
+	for off := 0; off < len(code); {
+		orig, err := x86asm.Decode(code[off:], 64)
+		if err != nil {
+			t.Fatalf("original +%d: %v", off, err)
+		}
+		if uintptr(off) > uintptr(p.Offset) && f.Entry+uintptr(off) < end {
+			now, err := x86asm.Decode(img[off:], 64)
+			if err != nil || now.Len != orig.Len || now.String() != orig.String() || string(img[off:off+orig.Len]) != string(code[off:off+orig.Len]) {
+				t.Fatalf("boundary +%d: patched %v (% x), original %v", off, now, img[off:off+orig.Len], orig)
+			}
+		}
+		off += orig.Len
+	}
+}
+
+// checkSite decodes the relay site: [pop rbp;] call dispatcher; jmp r12 in
+// site mode, jmp callDispatcher in call mode, and the key after the call.
+func checkSite(t *testing.T, p *Patch, f Func) {
+	t.Helper()
+	var ops []string
+	for off := 0; off < len(p.SiteCode); {
+		in, err := x86asm.Decode(p.SiteCode[off:], 64)
+		if err != nil {
+			t.Fatalf("site % x: %v", p.SiteCode, err)
+		}
+		s := in.Op.String()
+		if r, ok := in.Args[0].(x86asm.Rel); ok {
+			s += fmt.Sprintf(" %#x", p.Site+uintptr(off+in.Len)+uintptr(int64(r)))
+		} else if in.Args[0] != nil {
+			s += " " + in.Args[0].String()
+		}
+		ops = append(ops, s)
+		off += in.Len
+		if in.Op == x86asm.CALL && p.Key != p.Site+uintptr(off) {
+			t.Fatalf("key %#x, want the call's return address %#x", p.Key, p.Site+uintptr(off))
+		}
+	}
+	var want []string
+	if p.Mode == SiteMode {
+		if p.Tactic == PastPushRBP {
+			want = append(want, "POP RBP")
+		}
+		want = append(want, fmt.Sprintf("CALL %#x", fakeDispatcher), "JMP R12")
+	} else {
+		want = []string{fmt.Sprintf("JMP %#x", fakeCallDispatcher)}
+		if p.Key != f.Entry+uintptr(p.Offset+len(p.Bytes)) {
+			t.Fatalf("call-mode key %#x, want entry+%d", p.Key, p.Offset+len(p.Bytes))
+		}
+	}
+	if strings.Join(ops, "; ") != strings.Join(want, "; ") {
+		t.Fatalf("site % x = %q, want %q", p.SiteCode, ops, want)
+	}
+}
