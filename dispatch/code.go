@@ -22,7 +22,7 @@ const (
 	protRWX = unix.PROT_READ | unix.PROT_WRITE | unix.PROT_EXEC
 
 	// linux/membarrier.h; golang.org/x/sys/unix has only the syscall number.
-	membarrierCmdQuery                           = 0
+	membarrierCmdQuery                            = 0
 	membarrierCmdPrivateExpeditedSyncCore         = 1 << 5
 	membarrierCmdRegisterPrivateExpeditedSyncCore = 1 << 6
 )

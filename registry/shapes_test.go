@@ -36,7 +36,6 @@ type rec struct {
 //go:noinline
 func leafField(p *rec) int { return int(p.b) } // movzx eax,[rax+23]; ret: 5 bytes
 
-
 //go:noinline
 func helper(x int) int { return x * 2 }
 
