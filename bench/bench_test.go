@@ -3,10 +3,8 @@ package bench
 import (
 	"fmt"
 	"testing"
-	"unsafe"
 
 	"github.com/switchboard-go/switchboard"
-	"github.com/switchboard-go/switchboard/registry"
 )
 
 func TestVariantsComputeTheSame(t *testing.T) {
@@ -45,51 +43,18 @@ func BenchmarkDispatch(b *testing.B) {
 	}
 }
 
-//go:noinline
-func setVictim(x int) int { return helper(x) * 5 }
-
-// BenchmarkSet measures the three kinds of writes: the first Set (code
-// written, membarrier), a retargeting Set (one pointer store) and Reset.
+// BenchmarkSet measures the three kinds of writes: a first Set (code
+// written, cores serialized), a retargeting Set (one pointer store) and a
+// Reset. First Set and Reset alternate, each timed on its own (StopTimer
+// would stop the world to read memory statistics, dwarfing a write).
 func BenchmarkSet(b *testing.B) {
-	other := func(x int) int { return x }
-	b.Run("first", func(b *testing.B) {
-		for b.Loop() {
-			if err := registry.Set(setVictim, target); err != nil {
-				b.Fatal(err)
-			}
-			b.StopTimer()
-			if err := registry.Reset(setVictim); err != nil {
-				b.Fatal(err)
-			}
-			b.StartTimer()
-		}
+	b.Run("first+reset", func(b *testing.B) {
+		first, reset := SetResetCost(b.N)
+		b.ReportMetric(float64(first.Nanoseconds()), "first-set-ns")
+		b.ReportMetric(float64(reset.Nanoseconds()), "reset-ns")
 	})
 	b.Run("retarget", func(b *testing.B) {
-		if err := registry.Set(setVictim, target); err != nil {
-			b.Fatal(err)
-		}
-		defer registry.Reset(setVictim)
-		for i := 0; b.Loop(); i++ {
-			impl := target
-			if i&1 == 0 {
-				impl = other
-			}
-			if err := registry.Set(setVictim, impl); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("reset", func(b *testing.B) {
-		for b.Loop() {
-			b.StopTimer()
-			if err := registry.Set(setVictim, target); err != nil {
-				b.Fatal(err)
-			}
-			b.StartTimer()
-			if err := registry.Reset(setVictim); err != nil {
-				b.Fatal(err)
-			}
-		}
+		b.ReportMetric(float64(RetargetCost(b.N).Nanoseconds()), "retarget-ns")
 	})
 }
 
@@ -100,15 +65,21 @@ func BenchmarkLookup(b *testing.B) {
 	for _, n := range []int{1, 1_000, 100_000} {
 		b.Run(fmt.Sprintf("keys=%d", n), func(b *testing.B) {
 			tab, keys := LookupTable(n)
-			b.ResetTimer()
 			var hit *switchboard.Route
 			for i := 0; b.Loop(); i++ {
-				hit = tab.Lookup(keys[i%len(keys)])
+				hit = tab.Lookup(keys[i&(len(keys)-1)])
 			}
 			if hit == nil {
 				b.Fatal("miss")
 			}
-			_ = unsafe.Pointer(hit)
 		})
+	}
+}
+
+func TestLookupTableFindsEveryKey(t *testing.T) {
+	for _, n := range []int{1, 1_000, 100_000} {
+		if d := LookupCost(n, 10_000); d <= 0 {
+			t.Fatalf("keys=%d: %v", n, d)
+		}
 	}
 }

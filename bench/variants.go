@@ -181,3 +181,45 @@ func writeText(at unsafe.Pointer, b []byte) error {
 	copy(unsafe.Slice((*byte)(at), len(b)), b)
 	return unix.Mprotect(page, unix.PROT_READ|unix.PROT_EXEC)
 }
+
+//go:noinline
+func setVictim(x int) int { return helper(x) * 5 }
+
+// SetResetCost alternates n first Sets and n Resets of a victim and returns
+// the mean time of each.
+func SetResetCost(n int) (first, reset time.Duration) {
+	for range n {
+		t0 := time.Now()
+		err1 := registry.Set(setVictim, target)
+		t1 := time.Now()
+		err2 := registry.Reset(setVictim)
+		t2 := time.Now()
+		if err1 != nil || err2 != nil {
+			panic(fmt.Sprint("bench: ", err1, err2))
+		}
+		first += t1.Sub(t0)
+		reset += t2.Sub(t1)
+	}
+	return first / time.Duration(n), reset / time.Duration(n)
+}
+
+// RetargetCost times n Sets of a redirected victim, alternating two
+// targets, and returns the mean.
+func RetargetCost(n int) time.Duration {
+	other := func(x int) int { return x }
+	if err := registry.Set(setVictim, target); err != nil {
+		panic(err)
+	}
+	defer registry.Reset(setVictim)
+	t0 := time.Now()
+	for i := range n {
+		impl := target
+		if i&1 == 0 {
+			impl = other
+		}
+		if err := registry.Set(setVictim, impl); err != nil {
+			panic(err)
+		}
+	}
+	return time.Since(t0) / time.Duration(n)
+}

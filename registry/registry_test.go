@@ -75,7 +75,11 @@ func TestShapesRedirectRetargetReset(t *testing.T) {
 		"nopFirst": "past-nop", "pushFirst": "past-push-rbp", "Add": "punned-jump",
 	}
 	for k, v := range want {
-		if got[k] != v {
+		switch {
+		case got[k] == v:
+		case raceBuild:
+			t.Logf("%s: tactic %q under -race instrumentation (%q normally)", k, got[k], v)
+		default:
 			t.Errorf("%s: tactic %q, want %q (the compiler may have changed its prologue)", k, got[k], v)
 		}
 	}
@@ -319,37 +323,42 @@ func TestRefusals(t *testing.T) {
 		want error
 		// fn names the function the message must name ("" if none).
 		fn string
+		// shape: the case depends on the prologue the compiler emits.
+		shape bool
 	}
 	cases := []c{
-		{"nil fn", func() error { return registry.Set[func(int) int](nil, leafInc) }, registry.ErrNil, ""},
-		{"nil impl", func() error { return registry.Set(leafInc, nil) }, registry.ErrNil, "leafInc"},
-		{"nil interface", func() error { return registry.Set[any](nil, nil) }, registry.ErrNil, ""},
-		{"non-function", func() error { return registry.Set[any](42, 43) }, registry.ErrNotFunc, ""},
-		{"impl non-function", func() error { return registry.Set[any](leafInc, 43) }, registry.ErrNotFunc, "leafInc"},
-		{"type mismatch", func() error { return registry.Set[any](leafInc, strings.ToUpper) }, registry.ErrTypeMismatch, "leafInc"},
-		{"closure fn", func() error { return registry.Set(closure, leafInc) }, registry.ErrClosure, "TestRefusals.func1"},
-		{"method value fn", func() error { return registry.Set(a.Add, leafInc) }, registry.ErrMethodValue, "Add-fm"},
-		{"generic fn", func() error { return registry.Set(generic[int], leafInc) }, registry.ErrGeneric, "generic["},
-		{"runtime", func() error { return registry.Set(runtime.GC, runtime.Gosched) }, registry.ErrProtected, "runtime.GC"},
-		{"runtime, other", func() error { return registry.Set(runtime.NumGoroutine, runtime.NumCPU) }, registry.ErrProtected, "runtime.NumGoroutine"},
-		{"runtime subpackage", func() error { return registry.Set(debug.FreeOSMemory, debug.FreeOSMemory) }, registry.ErrProtected, "runtime/debug.FreeOSMemory"},
-		{"generic std", func() error { return registry.Set(slices.Sort[[]int], slices.Sort[[]int]) }, registry.ErrGeneric, "slices.Sort"},
-		{"reflect", func() error { return registry.Set(reflect.TypeOf, reflect.TypeOf) }, registry.ErrProtected, "reflect.TypeOf"},
-		{"sync/atomic", func() error { return registry.Set(atomic.AddInt64, atomic.AddInt64) }, registry.ErrProtected, "sync/atomic.AddInt64"},
-		{"switchboard itself", func() error { return registry.Set(registry.List, registry.List) }, registry.ErrProtected, "registry.List"},
-		{"switchboard dispatch", func() error { return registry.Set(dispatch.SyncCores, dispatch.SyncCores) }, registry.ErrProtected, "dispatch.SyncCores"},
-		{"switchboard unwind", func() error { return registry.Set(unwind.Name, unwind.Name) }, registry.ErrProtected, "unwind.Name"},
-		{"inlined", func() error { return registry.Set(smallInlined, leafInc) }, registry.ErrInlined, "usesSmallInlined"},
-		{"residue prologue", func() error { return registry.Set(residue, func(*acc, int) int { return 0 }) }, registry.ErrNoRelay, "residue"},
-		{"back-edge", func() error { return registry.Set(spin, func(*int) {}) }, registry.ErrUnpatchable, "spin"},
+		{"nil fn", func() error { return registry.Set[func(int) int](nil, leafInc) }, registry.ErrNil, "", false},
+		{"nil impl", func() error { return registry.Set(leafInc, nil) }, registry.ErrNil, "leafInc", false},
+		{"nil interface", func() error { return registry.Set[any](nil, nil) }, registry.ErrNil, "", false},
+		{"non-function", func() error { return registry.Set[any](42, 43) }, registry.ErrNotFunc, "", false},
+		{"impl non-function", func() error { return registry.Set[any](leafInc, 43) }, registry.ErrNotFunc, "leafInc", false},
+		{"type mismatch", func() error { return registry.Set[any](leafInc, strings.ToUpper) }, registry.ErrTypeMismatch, "leafInc", false},
+		{"closure fn", func() error { return registry.Set(closure, leafInc) }, registry.ErrClosure, "TestRefusals.func1", false},
+		{"method value fn", func() error { return registry.Set(a.Add, leafInc) }, registry.ErrMethodValue, "Add-fm", false},
+		{"generic fn", func() error { return registry.Set(generic[int], leafInc) }, registry.ErrGeneric, "generic[", false},
+		{"runtime", func() error { return registry.Set(runtime.GC, runtime.Gosched) }, registry.ErrProtected, "runtime.GC", false},
+		{"runtime, other", func() error { return registry.Set(runtime.NumGoroutine, runtime.NumCPU) }, registry.ErrProtected, "runtime.NumGoroutine", false},
+		{"runtime subpackage", func() error { return registry.Set(debug.FreeOSMemory, debug.FreeOSMemory) }, registry.ErrProtected, "runtime/debug.FreeOSMemory", false},
+		{"generic std", func() error { return registry.Set(slices.Sort[[]int], slices.Sort[[]int]) }, registry.ErrGeneric, "slices.Sort", false},
+		{"reflect", func() error { return registry.Set(reflect.TypeOf, reflect.TypeOf) }, registry.ErrProtected, "reflect.TypeOf", false},
+		{"sync/atomic", func() error { return registry.Set(atomic.AddInt64, atomic.AddInt64) }, registry.ErrProtected, "sync/atomic.AddInt64", false},
+		{"switchboard itself", func() error { return registry.Set(registry.List, registry.List) }, registry.ErrProtected, "registry.List", false},
+		{"switchboard dispatch", func() error { return registry.Set(dispatch.SyncCores, dispatch.SyncCores) }, registry.ErrProtected, "dispatch.SyncCores", false},
+		{"switchboard unwind", func() error { return registry.Set(unwind.Name, unwind.Name) }, registry.ErrProtected, "unwind.Name", false},
+		{"inlined", func() error { return registry.Set(smallInlined, leafInc) }, registry.ErrInlined, "usesSmallInlined", false},
+		{"residue prologue", func() error { return registry.Set(residue, func(*acc, int) int { return 0 }) }, registry.ErrNoRelay, "residue", true},
+		{"back-edge", func() error { return registry.Set(spin, func(*int) {}) }, registry.ErrUnpatchable, "spin", true},
 		{"call mode, return in padding", func() error {
 			return registry.SetWith(leafRet, leafInc, registry.WithMode(registry.CallMode))
-		}, registry.ErrUnpatchable, "leafRet"},
-		{"reset closure", func() error { return registry.Reset(closure) }, registry.ErrClosure, "TestRefusals.func1"},
-		{"reset nil", func() error { return registry.Reset[func()](nil) }, registry.ErrNil, ""},
+		}, registry.ErrUnpatchable, "leafRet", false},
+		{"reset closure", func() error { return registry.Reset(closure) }, registry.ErrClosure, "TestRefusals.func1", false},
+		{"reset nil", func() error { return registry.Reset[func()](nil) }, registry.ErrNil, "", false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.shape && raceBuild {
+				t.Skip("-race instruments this victim, so it no longer has the shape under test")
+			}
 			before := registry.List()
 			codeBefore := [][8]byte{snapshot(leafInc), snapshot(leafRet), snapshot(residue), snapshot(spin)}
 			err := tc.err()

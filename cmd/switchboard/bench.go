@@ -1,5 +1,168 @@
 package main
 
-import "errors"
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"slices"
+	"text/tabwriter"
 
-func runBench(args []string) error { return errors.New("not implemented") }
+	"github.com/switchboard-go/switchboard/bench"
+)
+
+// benchRow is one line of the bench report, and one JSON object.
+type benchRow struct {
+	Kind     string  `json:"kind"` // "call", "write" or "lookup"
+	Name     string  `json:"name"`
+	NsMedian float64 `json:"ns_median"`
+	NsMin    float64 `json:"ns_min"`
+	NsMax    float64 `json:"ns_max"`
+	// Ratio to a direct call timed in the same round ("call" rows).
+	RatioMedian float64 `json:"ratio_median,omitempty"`
+	RatioMin    float64 `json:"ratio_min,omitempty"`
+	RatioMax    float64 `json:"ratio_max,omitempty"`
+	Rounds      int     `json:"rounds"`
+}
+
+func runBench(args []string) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	rounds := fs.Int("rounds", 7, "rounds; each figure is the median over them, with min-max")
+	calls := fs.Int("calls", 20_000_000, "calls per variant per round")
+	writes := fs.Int("writes", 2_000, "Set/Reset pairs and retargets per round")
+	asJSON := fs.Bool("json", false, "print one JSON object per row")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 || *rounds < 1 || *calls < 1 || *writes < 1 {
+		return fmt.Errorf("usage: switchboard bench [-rounds N] [-calls N] [-writes N] [-json]")
+	}
+	rows, err := measure(*rounds, *calls, *writes, os.Stderr)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		for _, r := range rows {
+			if err := enc.Encode(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	printBench(os.Stdout, rows, *rounds, *calls)
+	return nil
+}
+
+// measure runs every round: all call variants (each against a direct call
+// in the same round), then the write costs, then the lookups.
+func measure(rounds, calls, writes int, progress io.Writer) ([]benchRow, error) {
+	type samples struct{ ns, ratio []float64 }
+	byName := map[string]*samples{}
+	var order []string
+	add := func(kind, name string, ns, ratio float64) {
+		key := kind + "\x00" + name
+		s := byName[key]
+		if s == nil {
+			s = &samples{}
+			byName[key] = s
+			order = append(order, key)
+		}
+		s.ns = append(s.ns, ns)
+		s.ratio = append(s.ratio, ratio)
+	}
+	for r := range rounds {
+		fmt.Fprintf(progress, "round %d/%d\n", r+1, rounds)
+		for _, v := range bench.Variants {
+			undo, err := v.Setup()
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", v.Name, err)
+			}
+			if err := bench.Check(v); err != nil {
+				undo()
+				return nil, err
+			}
+			ns, ratio := bench.Ratio(v, calls)
+			if err := undo(); err != nil {
+				return nil, fmt.Errorf("%s: undo: %w", v.Name, err)
+			}
+			add("call", v.Name, ns, ratio)
+		}
+		first, reset := bench.SetResetCost(writes)
+		add("write", "first Set (code written)", float64(first.Nanoseconds()), 0)
+		add("write", "retarget Set (pointer store)", float64(bench.RetargetCost(writes).Nanoseconds()), 0)
+		add("write", "Reset (code restored)", float64(reset.Nanoseconds()), 0)
+		for _, n := range []int{1, 1_000, 100_000} {
+			add("lookup", fmt.Sprintf("keys=%d", n), bench.LookupCost(n, 1_000_000), 0)
+		}
+	}
+	var rows []benchRow
+	for _, key := range order {
+		s := byName[key]
+		kind, name, _ := cut(key)
+		row := benchRow{Kind: kind, Name: name, Rounds: len(s.ns)}
+		row.NsMedian, row.NsMin, row.NsMax = stats(s.ns)
+		if kind == "call" {
+			row.RatioMedian, row.RatioMin, row.RatioMax = stats(s.ratio)
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+func cut(key string) (string, string, bool) {
+	for i := range key {
+		if key[i] == 0 {
+			return key[:i], key[i+1:], true
+		}
+	}
+	return key, "", false
+}
+
+// stats returns the median, min and max.
+func stats(xs []float64) (median, lo, hi float64) {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	n := len(s)
+	median = s[n/2]
+	if n%2 == 0 {
+		median = (s[n/2-1] + s[n/2]) / 2
+	}
+	return median, s[0], s[n-1]
+}
+
+func printBench(w io.Writer, rows []benchRow, rounds, calls int) {
+	fmt.Fprintf(w, "switchboard bench: %s, GOMAXPROCS %d, %d rounds; call rows: %d calls of func(int) int per round\n\n",
+		runtime.Version(), runtime.GOMAXPROCS(0), rounds, calls)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "call\tns/call\tx direct\tmin-max\t")
+	for _, r := range rows {
+		if r.Kind == "call" {
+			fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%.2f-%.2f\t\n", r.Name, r.NsMedian, r.RatioMedian, r.RatioMin, r.RatioMax)
+		}
+	}
+	fmt.Fprintln(tw, "\t\t\t\t")
+	fmt.Fprintln(tw, "write / lookup\tmedian\tmin\tmax\t")
+	for _, r := range rows {
+		if r.Kind != "call" {
+			name := r.Name
+			if r.Kind == "lookup" {
+				name = "lookup, " + name
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", name, dur(r.NsMedian), dur(r.NsMin), dur(r.NsMax))
+		}
+	}
+	tw.Flush()
+}
+
+func dur(ns float64) string {
+	switch {
+	case ns >= 1e6:
+		return fmt.Sprintf("%.2fms", ns/1e6)
+	case ns >= 1e3:
+		return fmt.Sprintf("%.1fµs", ns/1e3)
+	}
+	return fmt.Sprintf("%.2fns", ns)
+}
