@@ -121,7 +121,9 @@ func decodeAll(f Func) (*prologue, error) {
 		if err == nil && (in.Len == 0 || in.Op == 0) {
 			err = x86asm.ErrTruncated
 		}
-		if err == nil && !stable(code[off:off+in.Len], in) {
+		// Only the padding after the code can differ after an instruction
+		// that punning keeps, so only the last ones need the check.
+		if err == nil && off+maxInstLen > len(code) && !stable(code[off:off+in.Len], in) {
 			err = errUnstable
 		}
 		if err != nil {
@@ -139,15 +141,18 @@ func head(b []byte, n int) []byte { return b[:min(n, len(b))] }
 
 var errUnstable = errors.New("decoding depends on the bytes after the instruction")
 
+// maxInstLen is the longest x86 instruction, and how far a decoder reads.
+const maxInstLen = 15
+
 // stable reports whether an instruction decodes the same whatever follows
 // it. Punning keeps an instruction's own bytes, not its neighbours', so an
 // instruction the decoder reads differently with other trailing bytes
 // (x86asm does, for some truncated VEX forms) cannot be trusted.
 func stable(b []byte, in x86asm.Inst) bool {
 	for _, fill := range []byte{0x00, 0xCC, 0xFF} {
-		buf := append(append(make([]byte, 0, len(b)+15), b...), bytes.Repeat([]byte{fill}, 15)...)
+		buf := append(append(make([]byte, 0, len(b)+maxInstLen), b...), bytes.Repeat([]byte{fill}, maxInstLen)...)
 		again, err := x86asm.Decode(buf, 64)
-		if err != nil || again.Len != in.Len || again.String() != in.String() {
+		if err != nil || again.Len != in.Len || again.Op != in.Op || again.Args != in.Args || again.Prefix != in.Prefix {
 			return false
 		}
 	}

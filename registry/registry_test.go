@@ -453,3 +453,23 @@ func TestConcurrentSetResetList(t *testing.T) {
 	}
 	t.Logf("%d calls during 2400 concurrent Set/Reset/List", total)
 }
+
+type valRecv struct{ k int }
+
+// Get has a value receiver: an interface holding a valRecv calls the
+// compiler's (*valRecv).Get wrapper, which calls Get (noinline keeps the
+// wrapper from inlining it; an inlined Get is refused with ErrInlined).
+//
+//go:noinline
+func (v valRecv) Get(x int) int { return v.k + x }
+
+type getter interface{ Get(int) int }
+
+func TestValueReceiverThroughInterface(t *testing.T) {
+	var g getter = valRecv{k: 1}
+	must(t, registry.Set(valRecv.Get, func(v valRecv, x int) int { return v.k * 100 * x }))
+	defer registry.Reset(valRecv.Get)
+	if got := []int{g.Get(2), valRecv{k: 1}.Get(2)}; got[0] != 200 || got[1] != 200 {
+		t.Fatalf("interface, direct = %v, want 200, 200", got)
+	}
+}

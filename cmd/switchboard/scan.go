@@ -1,5 +1,348 @@
 package main
 
-import "errors"
+import (
+	"bufio"
+	"cmp"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
 
-func runScan(args []string) error { return errors.New("not implemented") }
+	"golang.org/x/arch/x86/x86asm"
+
+	"github.com/switchboard-go/switchboard"
+	"github.com/switchboard-go/switchboard/dispatch"
+	"github.com/switchboard-go/switchboard/unwind"
+)
+
+// scanResult is what dispatch would do to one function at run time:
+// exactly one of patch and refusal is set.
+type scanResult struct {
+	fn      dispatch.Func
+	patch   *dispatch.Patch
+	refusal *dispatch.RefusalError
+}
+
+// scanReport is the outcome for every function of one binary, in address
+// order.
+type scanReport struct {
+	path    string
+	results []scanResult
+	elapsed time.Duration
+}
+
+func runScan(args []string) error {
+	fs := flag.NewFlagSet("scan", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print one JSON object per function (JSON lines); the summary goes to stderr")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: switchboard scan [-json] [BINARY]\n\n"+
+			"Plans a patch for every function of an ELF Go binary (default: this one)\n"+
+			"and reports the tactic, or why dispatch would refuse it.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 1 {
+		fs.Usage()
+		return fmt.Errorf("want at most one binary, got %d arguments", fs.NArg())
+	}
+	var rep *scanReport
+	var err error
+	if fs.NArg() == 0 {
+		rep, err = scanSelf(os.Stderr)
+	} else {
+		rep, err = scanBinary(fs.Arg(0), os.Stderr)
+	}
+	if err != nil {
+		return err
+	}
+	out := bufio.NewWriter(os.Stdout)
+	if *asJSON {
+		err = rep.writeJSON(out)
+		rep.writeTotals(os.Stderr)
+	} else {
+		rep.writeText(out)
+	}
+	if ferr := out.Flush(); err == nil {
+		err = ferr
+	}
+	if err != nil {
+		return fmt.Errorf("writing the report: %w", err)
+	}
+	return nil
+}
+
+// scanBinary plans every function of the ELF binary at path, at its
+// link-time addresses, against a paper address space holding its load
+// segments.
+func scanBinary(path string, progress io.Writer) (*scanReport, error) {
+	im, err := unwind.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("scan: %w", err)
+	}
+	funcs := im.Funcs()
+	if len(funcs) == 0 {
+		return nil, fmt.Errorf("scan %s: no functions", path)
+	}
+	space := &dispatch.Simulated{}
+	for _, r := range im.Loads() {
+		space.Taken = append(space.Taken, dispatch.Range{Start: r.Start, End: r.End})
+	}
+	// The binary's own dispatcher address is unknown here, so stand in its
+	// text start: the dispatcher lives in the text, and its address only
+	// decides whether a site calls it with rel32 or through the page's
+	// pointer, never the tactic or the prologue patch.
+	text := funcs[0].Entry
+	return scanImage(im, space, text, text, progress)
+}
+
+// scanSelf plans every function of the running binary at its load address,
+// against this process's mappings and with the real dispatcher entries: what
+// the patcher would do here and now, without writing anything.
+func scanSelf(progress io.Writer) (*scanReport, error) {
+	im, err := unwind.Self()
+	if err != nil {
+		return nil, fmt.Errorf("scan: %w", err)
+	}
+	busy, err := dispatch.Process{}.Busy()
+	if err != nil {
+		return nil, fmt.Errorf("scan: reading this process's mappings: %w", err)
+	}
+	space := &dispatch.Simulated{Taken: busy}
+	rep, err := scanImage(im, space, switchboard.DispatcherPC(), switchboard.CallDispatcherPC(), progress)
+	if err != nil {
+		return nil, err
+	}
+	if exe, err := os.Executable(); err == nil {
+		rep.path = exe
+	}
+	return rep, nil
+}
+
+// scanImage plans the image's functions in address order, with one planner
+// that reserves relay sites as it goes, as the live patcher does.
+func scanImage(im *unwind.Image, space *dispatch.Simulated, disp, callDisp uintptr, progress io.Writer) (*scanReport, error) {
+	start := time.Now()
+	pl := dispatch.NewPlanner(space, disp, callDisp)
+	funcs := im.Funcs()
+	rep := &scanReport{path: im.Path, results: make([]scanResult, 0, len(funcs))}
+	last := start
+	for i, f := range funcs {
+		b, err := im.Bytes(f)
+		if err != nil {
+			return nil, fmt.Errorf("scan %s: %w", im.Path, err)
+		}
+		r, err := scanFunc(pl, dispatch.Func{Name: f.Name, Entry: f.Entry, Size: f.Size, Bytes: b})
+		if err != nil {
+			return nil, fmt.Errorf("scan %s: %w", im.Path, err)
+		}
+		rep.results = append(rep.results, r)
+		if progress != nil && time.Since(last) >= time.Second {
+			last = time.Now()
+			fmt.Fprintf(progress, "scan: %d of %d functions\n", i+1, len(funcs))
+		}
+	}
+	rep.elapsed = time.Since(start)
+	return rep, nil
+}
+
+// scanFunc plans one function in site mode. A refusal is a result; any
+// other error means the scan itself failed.
+func scanFunc(pl *dispatch.Planner, f dispatch.Func) (scanResult, error) {
+	p, err := pl.Plan(f, dispatch.SiteMode)
+	if err == nil {
+		return scanResult{fn: f, patch: p}, nil
+	}
+	var ref *dispatch.RefusalError
+	if errors.As(err, &ref) {
+		return scanResult{fn: f, refusal: ref}, nil
+	}
+	return scanResult{}, fmt.Errorf("planning %s: %w", f.Name, err)
+}
+
+// scanRow is the JSON line of one function. Exactly one of the embedded
+// parts is present.
+type scanRow struct {
+	Name  string `json:"name"`
+	Entry string `json:"entry"`
+	Size  int    `json:"size"`
+	Room  int    `json:"room"`
+	*patchRow
+	*refusalRow
+}
+
+type patchRow struct {
+	Tactic string `json:"tactic"`
+	Offset int    `json:"offset"`
+	// PatchHex is what the function's first bytes become, from the entry:
+	// the original bytes before Offset, then the patch.
+	PatchHex string `json:"patch_hex"`
+	Pins     string `json:"pins"`
+	Site     string `json:"site"`
+	SiteHex  string `json:"site_hex"`
+}
+
+type refusalRow struct {
+	Refused string `json:"refused"`
+	Detail  string `json:"detail"`
+}
+
+func (r scanResult) row() scanRow {
+	row := scanRow{Name: r.fn.Name, Entry: fmt.Sprintf("%#x", r.fn.Entry), Size: r.fn.Size, Room: len(r.fn.Bytes)}
+	if p := r.patch; p != nil {
+		// Copy: fn.Bytes aliases the binary's text.
+		written := append(slices.Clone(r.fn.Bytes[:p.Offset]), p.Bytes...)
+		row.patchRow = &patchRow{
+			Tactic: p.Tactic.String(), Offset: p.Offset, PatchHex: hex.EncodeToString(written),
+			Pins: p.Pins.String(), Site: fmt.Sprintf("%#x", p.Site), SiteHex: hex.EncodeToString(p.SiteCode),
+		}
+	} else {
+		row.refusalRow = &refusalRow{Refused: string(r.refusal.Reason), Detail: oneLine(r.refusal.Detail)}
+	}
+	return row
+}
+
+// oneLine joins the lines of a detail, which may list every tactic tried,
+// so that every report stays one line per function.
+func oneLine(s string) string { return strings.ReplaceAll(s, "\n", "; ") }
+
+func (rep *scanReport) writeJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // generic names hold brackets, and some hold < or &
+	for _, r := range rep.results {
+		if err := enc.Encode(r.row()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// scanCount is how many functions share one tactic or reason.
+type scanCount struct {
+	name string
+	n    int
+}
+
+// totals counts the functions per tactic, in the order dispatch tries them,
+// and per refusal reason, most frequent first.
+func (rep *scanReport) totals() (tactics, reasons []scanCount, patched int) {
+	byTactic := map[dispatch.Tactic]int{}
+	byReason := map[dispatch.Reason]int{}
+	for _, r := range rep.results {
+		if r.patch != nil {
+			byTactic[r.patch.Tactic]++
+			patched++
+		} else {
+			byReason[r.refusal.Reason]++
+		}
+	}
+	for _, t := range dispatch.Tactics {
+		tactics = append(tactics, scanCount{t.String(), byTactic[t]})
+	}
+	for r, n := range byReason {
+		reasons = append(reasons, scanCount{string(r), n})
+	}
+	slices.SortFunc(reasons, func(a, b scanCount) int {
+		return cmp.Or(cmp.Compare(b.n, a.n), cmp.Compare(a.name, b.name))
+	})
+	return tactics, reasons, patched
+}
+
+// coverage is the share of functions dispatch would patch.
+func (rep *scanReport) coverage() float64 {
+	_, _, patched := rep.totals()
+	return share(patched, len(rep.results))
+}
+
+func share(n, of int) float64 {
+	if of == 0 {
+		return 0
+	}
+	return float64(n) / float64(of)
+}
+
+// relayPages counts the distinct relay pages the sites landed on.
+func (rep *scanReport) relayPages() int {
+	pages := map[uintptr]bool{}
+	for _, r := range rep.results {
+		if r.patch != nil {
+			pages[r.patch.Site&^0xfff] = true
+		}
+	}
+	return len(pages)
+}
+
+// writeTotals writes the shares per tactic and per reason, and the coverage.
+func (rep *scanReport) writeTotals(w io.Writer) {
+	tactics, reasons, patched := rep.totals()
+	all := len(rep.results)
+	fmt.Fprintf(w, "%s: %d functions in %.2fs, %d relay pages\n\n", rep.path, all, rep.elapsed.Seconds(), rep.relayPages())
+	line := func(name string, n int) {
+		fmt.Fprintf(w, "  %-18s %7d %8.2f%%\n", name, n, 100*share(n, all))
+	}
+	fmt.Fprintf(w, "  %-18s %7s %9s\n", "tactic", "funcs", "share")
+	for _, c := range tactics {
+		line(c.name, c.n)
+	}
+	line("refused", all-patched)
+	for _, c := range reasons {
+		line("  "+c.name, c.n)
+	}
+	line("coverage", patched)
+}
+
+// writeText is the human report: the totals, then every refused function
+// with its first instructions, grouped by reason. Write errors surface
+// when the caller flushes w.
+func (rep *scanReport) writeText(w io.Writer) {
+	rep.writeTotals(w)
+	_, reasons, _ := rep.totals()
+	for _, c := range reasons {
+		fmt.Fprintf(w, "\nrefused, %s (%d):\n", c.name, c.n)
+		for _, r := range rep.results {
+			if r.refusal != nil && string(r.refusal.Reason) == c.name {
+				writeRefusal(w, r)
+			}
+		}
+	}
+}
+
+// refusalInsts is how many instructions a refusal shows: usually enough
+// to cover the 8-byte quadword a patch must fit.
+const refusalInsts = 4
+
+func writeRefusal(w io.Writer, r scanResult) {
+	f := r.fn
+	fmt.Fprintf(w, "  %s %#x size %d room %d: %s\n", f.Name, f.Entry, f.Size, len(f.Bytes), oneLine(r.refusal.Detail))
+	for _, l := range disasm(f, refusalInsts) {
+		fmt.Fprintf(w, "      %s\n", l)
+	}
+}
+
+// disasm shows the function's first n instructions, one line each:
+// offset, bytes, Intel syntax.
+func disasm(f dispatch.Func, n int) []string {
+	var out []string
+	code := f.Bytes[:min(f.Size, len(f.Bytes))]
+	for off := 0; off < len(code) && len(out) < n; {
+		in, err := x86asm.Decode(code[off:], 64)
+		if err != nil || in.Len == 0 {
+			out = append(out, fmt.Sprintf("+%-3d %-24s (bad: %v)", off, fmt.Sprintf("% x", code[off:min(off+8, len(code))]), err))
+			break
+		}
+		text := x86asm.IntelSyntax(in, uint64(f.Entry)+uint64(off), nil)
+		out = append(out, fmt.Sprintf("+%-3d %-24s %s", off, fmt.Sprintf("% x", code[off:off+in.Len]), text))
+		off += in.Len
+	}
+	return out
+}
