@@ -23,8 +23,9 @@ func TestVariantsComputeTheSame(t *testing.T) {
 	}
 }
 
-// BenchmarkDispatch reports ns per call and x-direct, the ratio to a direct
-// call timed in the same benchmark.
+// BenchmarkDispatch reports, per variant, ns/call and x-direct, the ratio to
+// a direct call timed in the same benchmark, chunk by chunk. ns/op counts
+// both loops (b.N variant calls and b.N direct calls).
 func BenchmarkDispatch(b *testing.B) {
 	for _, v := range Variants {
 		b.Run(v.Name, func(b *testing.B) {
@@ -37,7 +38,8 @@ func BenchmarkDispatch(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.ResetTimer()
-			_, ratio := Ratio(v, b.N)
+			ns, ratio := Ratio(v, b.N)
+			b.ReportMetric(ns, "ns/call")
 			b.ReportMetric(ratio, "x-direct")
 		})
 	}
