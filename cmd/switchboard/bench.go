@@ -151,18 +151,8 @@ func printBench(w io.Writer, rows []benchRow, rounds, calls int) {
 			if r.Kind == "lookup" {
 				name = "lookup, " + name
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", name, dur(r.NsMedian), dur(r.NsMin), dur(r.NsMax))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", name, fmtNanos(r.NsMedian), fmtNanos(r.NsMin), fmtNanos(r.NsMax))
 		}
 	}
 	tw.Flush()
-}
-
-func dur(ns float64) string {
-	switch {
-	case ns >= 1e6:
-		return fmt.Sprintf("%.2fms", ns/1e6)
-	case ns >= 1e3:
-		return fmt.Sprintf("%.1fµs", ns/1e3)
-	}
-	return fmt.Sprintf("%.2fns", ns)
 }

@@ -230,11 +230,17 @@ func fmtCount(v float64) string {
 	return fmt.Sprintf("%.0f", v)
 }
 
-func fmtLatency(d time.Duration) string {
-	us := float64(d.Nanoseconds()) / 1e3
+func fmtLatency(d time.Duration) string { return fmtNanos(float64(d.Nanoseconds())) }
+
+// fmtNanos prints a duration in nanoseconds with the unit that fits, for
+// the demo's latencies and the bench's costs alike.
+func fmtNanos(ns float64) string {
+	us := ns / 1e3
 	switch {
-	case d == 0:
+	case ns == 0:
 		return "-"
+	case ns < 1e3:
+		return fmt.Sprintf("%.2fns", ns)
 	case us < 10:
 		return fmt.Sprintf("%.1fµs", us)
 	case us < 1000:
