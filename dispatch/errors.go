@@ -26,6 +26,7 @@ const (
 	ReasonPins       Reason = "pinned-opcode"    // an interior instruction pins a prefix or opcode byte
 	ReasonCallReturn Reason = "call-return"      // call mode: return address outside the code, or SP moved
 	ReasonNoWindow   Reason = "no-relay-window"  // every allowed relay address is taken
+	ReasonTrampoline Reason = "no-trampoline"    // the original's first instructions cannot be copied
 	ReasonMap        Reason = "relay-map-failed" // mapping or writing a relay page failed
 )
 

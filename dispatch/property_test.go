@@ -107,6 +107,14 @@ func FuzzPlan(f *testing.F) {
 			mode = CallMode
 		}
 		pl := NewPlanner(&Simulated{Taken: []Range{{0x400000, 0x3000000}}}, fakeDispatcher, fakeCallDispatcher)
+		if tr, err := pl.PlanTrampoline(fn); err == nil {
+			checkRedirect(t, fn, tr)
+			if len(disassemble(t, tr.Code, tr.Addr, fn.Entry)) == 0 {
+				t.Fatal("empty trampoline")
+			}
+		} else if !errors.Is(err, ErrUnpatchable) && !errors.Is(err, ErrNoRelay) {
+			t.Fatalf("untyped trampoline refusal %v", err)
+		}
 		p, err := pl.Plan(fn, mode)
 		if err != nil {
 			var re *RefusalError

@@ -67,6 +67,9 @@ type record struct {
 	mode    Mode
 	active  bool
 	impl    unsafe.Pointer // funcval calls go to while active
+
+	// trampoline is the funcval of the original body (Original), once built.
+	trampoline unsafe.Pointer
 }
 
 var reg struct {

@@ -2,6 +2,7 @@ package registry_test
 
 import (
 	"io"
+	"math"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -47,6 +48,24 @@ func TestFlipStorm(t *testing.T) {
 		return registry.SetWith(standard, impl, registry.WithMode(registry.CallMode))
 	}
 	all = append(all, std)
+	// Replacements that call through to the original while it flips, and
+	// callers that call the original directly.
+	orig, err := registry.Original(standard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all = append(all, shape{
+		name: "through-original", tactic: "punned-jump",
+		call: func(x int) int {
+			if orig(x) != 2*x+3 {
+				return math.MinInt // never one of want's values
+			}
+			return standard(x)
+		},
+		set:   setPair(standard, func(x int) int { return orig(x) + 1_000_000 }, func(x int) int { return orig(x) * 2 }),
+		reset: func() error { return registry.Reset(standard) },
+		want:  func(x int) [3]int { return [3]int{2*x + 3, 2*x + 3 + 1_000_000, 4*x + 6} },
+	})
 
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
 	if err := pprof.StartCPUProfile(io.Discard); err != nil {
@@ -151,7 +170,7 @@ func storm(t *testing.T, s shape, d time.Duration) {
 func funcName(s shape) string {
 	return map[string]string{
 		"leaf-1-byte": "leafRet", "leaf-3-byte": "leafZero", "leaf-4-byte": "leafInc", "leaf-5-byte": "leafField",
-		"stack-check": "standard", "stack-check-call-mode": "standard", "medium-frame": "mediumFrame",
+		"stack-check": "standard", "stack-check-call-mode": "standard", "through-original": "standard", "medium-frame": "mediumFrame",
 		"huge-frame": "hugeFrame", "huge-frame-past-scratch": "hugeFrameHigh", "nop-first": "nopFirst", "push-rbp-first": "pushFirst", "method-via-interface": "Add",
 	}[s.name]
 }

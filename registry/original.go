@@ -1,0 +1,49 @@
+package registry
+
+import (
+	"fmt"
+	"reflect"
+	"unsafe"
+)
+
+// Original returns a func value that runs fn's original body, whether fn
+// is redirected or not: the way for a replacement to call through.
+//
+//	orig, err := registry.Original(pkg.Compute)
+//	err = registry.Set(pkg.Compute, func(x int) int { return orig(x) * 2 })
+//
+// It runs a trampoline in a relay page: a copy of the instructions a patch
+// may overwrite, then a jump back into the function. The first call of
+// Original on a function also points its stack-growth restart at the
+// trampoline, for good, so that a call through it that grows the stack
+// does not restart at the patched entry. F must be a func type. Original
+// refuses what Set refuses, and functions whose first instructions cannot
+// run from a copy (ErrUnpatchable): a call, or a load through a pointer
+// register, which could fault outside Go code.
+func Original[F any](fn F) (F, error) {
+	var zero F
+	if t := reflect.TypeFor[F](); t.Kind() != reflect.Func {
+		return zero, &Error{Op: "Original", Func: fmt.Sprintf("<%v>", t), Err: because(ErrNotFunc, "Original needs a func type, not %v", t)}
+	}
+	reg.mu.Lock()
+	defer reg.mu.Unlock()
+	rec, err := lookup("Original", fn)
+	if err != nil {
+		return zero, err
+	}
+	if rec.trampoline == nil {
+		t, err := planner().PlanTrampoline(rec.fn)
+		if err != nil {
+			return zero, &Error{Op: "Original", Func: rec.name, Entry: uintptr(rec.entry), Err: err}
+		}
+		if err := t.Install(rec.entry); err != nil {
+			return zero, &Error{Op: "Original", Func: rec.name, Entry: uintptr(rec.entry), Err: err}
+		}
+		fv := new(uintptr) // a funcval: its first word is the code
+		*fv = t.Addr
+		rec.trampoline = unsafe.Pointer(fv)
+	}
+	var out F
+	*(*unsafe.Pointer)(unsafe.Pointer(&out)) = rec.trampoline
+	return out, nil
+}
