@@ -27,6 +27,9 @@ func TestOriginalCallsThrough(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			orig, err := registry.Original(tc.victim)
+			if raceBuild && errors.Is(err, registry.ErrUnpatchable) {
+				t.Skipf("-race instruments this victim into a shape Original refuses: %v", err)
+			}
 			must(t, err)
 			must(t, registry.Set(tc.victim, func(x int) int { return orig(x) + 1_000_000 }))
 			for x := range 50 {
@@ -133,16 +136,20 @@ func TestOriginalGrowsStack(t *testing.T) {
 
 func TestOriginalRefusals(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		err  func() error
-		want error
+		name  string
+		err   func() error
+		want  error
+		shape bool // depends on the prologue the compiler emits
 	}{
-		{"load through a pointer first", func() error { _, err := registry.Original(leafField); return err }, registry.ErrUnpatchable},
-		{"closure", func() error { _, err := registry.Original(func(int) int { return 0 }); return err }, registry.ErrClosure},
-		{"nil", func() error { _, err := registry.Original[func()](nil); return err }, registry.ErrNil},
-		{"not a func type", func() error { _, err := registry.Original[any](leafInc); return err }, registry.ErrNotFunc},
+		{"load through a pointer first", func() error { _, err := registry.Original(leafField); return err }, registry.ErrUnpatchable, true},
+		{"closure", func() error { _, err := registry.Original(func(int) int { return 0 }); return err }, registry.ErrClosure, false},
+		{"nil", func() error { _, err := registry.Original[func()](nil); return err }, registry.ErrNil, false},
+		{"not a func type", func() error { _, err := registry.Original[any](leafInc); return err }, registry.ErrNotFunc, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.shape && raceBuild {
+				t.Skip("-race instruments this victim, so it no longer has the shape under test")
+			}
 			err := tc.err()
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("got %v, want %v", err, tc.want)
