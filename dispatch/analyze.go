@@ -107,12 +107,14 @@ type prologue struct {
 	// restart is the offset of the stack-growth tail's JMP back to the
 	// entry (-1 if none): the only branch allowed to reach offset 0.
 	restart int
+	// isMorestack names runtime.morestack*, when the caller can.
+	isMorestack func(pc uintptr) bool
 }
 
 // decodeAll decodes the whole function linearly. Go emits no data in text,
 // so every branch target is one of these boundaries.
-func decodeAll(f Func) (*prologue, error) {
-	p := &prologue{fn: f, start: map[int]int{}, restart: -1}
+func decodeAll(f Func, isMorestack func(uintptr) bool) (*prologue, error) {
+	p := &prologue{fn: f, start: map[int]int{}, restart: -1, isMorestack: isMorestack}
 	code := f.code()
 	for off := 0; off < len(code); {
 		in, err := x86asm.Decode(code[off:], 64)
@@ -175,7 +177,9 @@ func isCall(op x86asm.Op) bool { return op == x86asm.CALL || op == x86asm.LCALL 
 // is a conditional forward branch among the first instructions; the tail
 // it leads to calls runtime.morestack and then jumps back to the entry with
 // the entry's state restored. That JMP is a fresh call of the function and
-// may safely land on the patch.
+// may safely land on the patch. When the planner can name call targets, the
+// call must be to runtime.morestack*; otherwise any call in the tail counts
+// (compiled Go has no other call there; hand-written assembly might).
 func (p *prologue) findRestart() int {
 	for i := 0; i < len(p.insts) && i < 6; i++ {
 		in := p.insts[i]
@@ -194,7 +198,8 @@ func (p *prologue) findRestart() int {
 		for ; k < len(p.insts); k++ {
 			in := p.insts[k]
 			if isCall(in.Op) {
-				called = true
+				t, ok := branchTarget(in)
+				called = ok && (p.isMorestack == nil || p.isMorestack(p.fn.Entry+uintptr(t)))
 			}
 			if in.Op == x86asm.JMP {
 				if to, ok := branchTarget(in); ok && to == 0 && called {

@@ -42,27 +42,41 @@ func pageOf(p unsafe.Pointer) []byte {
 // swapQuad replaces the aligned quadword at q with new if it holds old, in
 // one atomic store, then serializes every core. The page keeps PROT_EXEC
 // throughout: other threads may be running it.
-func swapQuad(q unsafe.Pointer, old, new [8]byte) error {
+//
+// written reports whether q holds new on return, whatever the error: a
+// failure after the store (restoring RX, serializing cores) leaves the new
+// code in force, and callers must keep their state in step with it. A
+// quadword that already holds new counts as written, so a retry after such
+// a failure succeeds.
+func swapQuad(q unsafe.Pointer, old, new [8]byte) (written bool, err error) {
 	if uintptr(q)&7 != 0 {
-		return fmt.Errorf("quadword %p is not aligned", q)
+		return false, fmt.Errorf("quadword %p is not aligned", q)
 	}
 	writeMu.Lock()
 	defer writeMu.Unlock()
+	word := (*uint64)(q)
+	if atomic.LoadUint64(word) == binary.LittleEndian.Uint64(new[:]) {
+		return true, syncCores()
+	}
 	page := pageOf(q)
 	if err := unix.Mprotect(page, protRWX); err != nil {
-		return fmt.Errorf("mprotect %p RWX: %w", &page[0], err)
+		return false, fmt.Errorf("mprotect %p RWX: %w", &page[0], err)
 	}
-	ok := atomic.CompareAndSwapUint64((*uint64)(q), binary.LittleEndian.Uint64(old[:]), binary.LittleEndian.Uint64(new[:]))
-	if err := unix.Mprotect(page, protRX); err != nil {
-		return fmt.Errorf("mprotect %p RX: %w", &page[0], err)
-	}
-	if !ok {
+	written = atomic.CompareAndSwapUint64(word, binary.LittleEndian.Uint64(old[:]), binary.LittleEndian.Uint64(new[:]))
+	errRX := unix.Mprotect(page, protRX)
+	if !written {
 		var live [8]byte
-		binary.LittleEndian.PutUint64(live[:], atomic.LoadUint64((*uint64)(q)))
-		return fmt.Errorf("%w: %p holds % x, expected % x", ErrCodeChanged, q, live, old)
+		binary.LittleEndian.PutUint64(live[:], atomic.LoadUint64(word))
+		return false, errors.Join(fmt.Errorf("%w: %p holds % x, expected % x", ErrCodeChanged, q, live, old), errRX)
 	}
-	return SyncCores()
+	if errRX != nil {
+		errRX = fmt.Errorf("mprotect %p RX after the write: %w", &page[0], errRX)
+	}
+	return true, errors.Join(errRX, syncCores())
 }
+
+// syncCores is SyncCores, replaced by tests to inject a failure.
+var syncCores = SyncCores
 
 var (
 	syncOnce sync.Once
@@ -87,7 +101,14 @@ func SyncCores() error {
 		}
 		syncHow, syncName = shootdownSync, "mprotect TLB shootdown"
 	})
-	return syncHow()
+	err := syncHow()
+	if err != nil && syncName != "mprotect TLB shootdown" {
+		// membarrier registered but failed now: the shootdown still works.
+		if err2 := shootdownSync(); err2 == nil {
+			return nil
+		}
+	}
+	return err
 }
 
 // SyncMethod names how SyncCores serializes cores here.
@@ -221,20 +242,23 @@ func writeSite(mem []byte, page, site uintptr, code []byte) error {
 // Apply writes the prologue patch over the quadword's expected current
 // contents from (the original, or another patch of the same function), in
 // one atomic store, and serializes every core. entry must be the live
-// function entry.
-func (p *Patch) Apply(entry unsafe.Pointer, from [8]byte) error {
+// function entry. written reports whether the patch is in force, even
+// when err is not nil (see swapQuad).
+func (p *Patch) Apply(entry unsafe.Pointer, from [8]byte) (written bool, err error) {
 	if !p.installed {
-		return fmt.Errorf("%s: site not installed", p.Name)
+		return false, fmt.Errorf("%s: site not installed", p.Name)
 	}
 	return p.swap(entry, from, p.patched)
 }
 
-// Restore puts the original quadword back.
-func (p *Patch) Restore(entry unsafe.Pointer) error { return p.swap(entry, p.patched, p.orig) }
+// Restore puts the original quadword back; written as for Apply.
+func (p *Patch) Restore(entry unsafe.Pointer) (written bool, err error) {
+	return p.swap(entry, p.patched, p.orig)
+}
 
-func (p *Patch) swap(entry unsafe.Pointer, old, new [8]byte) error {
+func (p *Patch) swap(entry unsafe.Pointer, old, new [8]byte) (bool, error) {
 	if uintptr(entry) != p.Entry {
-		return fmt.Errorf("%s: patch planned for %#x, applied at %p", p.Name, p.Entry, entry)
+		return false, fmt.Errorf("%s: patch planned for %#x, applied at %p", p.Name, p.Entry, entry)
 	}
 	return swapQuad(unsafe.Add(entry, int(p.quad-p.Entry)), old, new)
 }

@@ -52,6 +52,10 @@ type Planner struct {
 	relay    relay
 	dispatch uintptr // site-mode dispatcher entry
 	callDisp uintptr // call-mode dispatcher entry
+
+	// IsMorestack, when set, tells whether an address is one of
+	// runtime.morestack*, to recognize stack-growth tails by their call.
+	IsMorestack func(pc uintptr) bool
 }
 
 // NewPlanner returns a planner that carves relay pages out of space and
@@ -67,7 +71,7 @@ func (pl *Planner) Plan(f Func, mode Mode) (*Patch, error) {
 	if f.Size <= 0 || f.Size > len(f.Bytes) {
 		return nil, refuse(f, ReasonEmpty, fmt.Sprintf("no code: size %d of %d bytes", f.Size, len(f.Bytes)))
 	}
-	pro, err := decodeAll(f)
+	pro, err := decodeAll(f, pl.IsMorestack)
 	if err != nil {
 		return nil, err
 	}

@@ -101,26 +101,25 @@ func relRange(jmpEnd, lo, hi uintptr) (int32, int32, bool) {
 
 func alignUp(t uintptr, a int) uintptr { return (t + uintptr(a) - 1) &^ (uintptr(a) - 1) }
 
-// inPage looks for a free site address in an existing page.
+// inPage looks for a free site address in an existing page. The search
+// runs in int64: a page straddling the end of rel32 reach would otherwise
+// wrap.
 func (r *relay) inPage(p *relayPage, jmpEnd uintptr, pins Pins, size, align int) (uintptr, bool) {
 	lo, hi, ok := relRange(jmpEnd, p.addr+pageHeader, p.addr+pageSize-uintptr(size))
-	for x := lo; ok && x <= hi; {
-		rel, found := pins.Next(x)
-		if !found || rel > hi {
+	for x := int64(lo); ok && x <= int64(hi); {
+		rel, found := pins.Next(int32(x))
+		if !found || int64(rel) < x || rel > hi {
 			return 0, false
 		}
 		t := jmpEnd + uintptr(int64(rel))
 		if a := alignUp(t, align); a != t {
-			x = rel + int32(a-t)
+			x = int64(rel) + int64(a-t)
 			continue
 		}
 		if p.free(int(t-p.addr), size) {
 			return t, true
 		}
-		x = rel + 1
-		if x < rel { // overflow
-			return 0, false
-		}
+		x = int64(rel) + 1
 	}
 	return 0, false
 }

@@ -50,7 +50,7 @@ func (pl *Planner) PlanTrampoline(f Func) (*Trampoline, error) {
 	if f.Size <= 0 || f.Size > len(f.Bytes) {
 		return nil, refuse(f, ReasonEmpty, fmt.Sprintf("no code: size %d of %d bytes", f.Size, len(f.Bytes)))
 	}
-	pro, err := decodeAll(f)
+	pro, err := decodeAll(f, pl.IsMorestack)
 	if err != nil {
 		return nil, err
 	}
@@ -251,14 +251,18 @@ func (t *Trampoline) Install(entry unsafe.Pointer) error {
 	writeMu.Lock()
 	err := writeSite(unsafe.Slice((*byte)(t.page.mem), pageSize), t.page.addr, t.Addr, t.Code)
 	writeMu.Unlock()
+	// The trampoline is unreachable until the redirect, so rewriting it
+	// on a retry is harmless.
 	if err != nil {
 		return &RefusalError{Func: t.Name, Entry: t.Entry, Reason: ReasonMap, Detail: err.Error(), Err: ErrNoRelay}
 	}
 	if err := SyncCores(); err != nil {
 		return err
 	}
+	// A retry after a failure resumes: writes already in force count as
+	// done (swapQuad).
 	for _, w := range t.redirect {
-		if err := swapQuad(unsafe.Add(entry, int(w.addr-t.Entry)), w.old, w.new); err != nil {
+		if _, err := swapQuad(unsafe.Add(entry, int(w.addr-t.Entry)), w.old, w.new); err != nil {
 			return err
 		}
 	}

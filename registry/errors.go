@@ -17,10 +17,16 @@ var (
 	ErrClosure      = errors.New("fn is a closure: patching its code would redirect every instance")
 	ErrMethodValue  = errors.New("fn is a method value (x.M): use the method expression (*T).M or T.M")
 	ErrGeneric      = errors.New("fn is a generic instantiation: direct calls run a shared shape instantiation, not this wrapper")
+	ErrWrapper      = errors.New("fn is a compiler-generated wrapper that only some calls go through")
 	ErrProtected    = errors.New("fn belongs to the Go runtime or to Switchboard's own patch path")
 	ErrInlined      = errors.New("fn was inlined by the compiler, so patching it would miss those calls")
 	ErrCycle        = errors.New("calls would cycle forever")
 	ErrModeConflict = errors.New("cannot switch modes while redirected")
+	// ErrUnfinished is the one error after which something did change: the
+	// atomic code store took effect, then restoring the page's protection
+	// or serializing the cores failed. The new state is in force and List
+	// shows it.
+	ErrUnfinished = errors.New("the code write took effect, but a step after it failed")
 
 	// ErrUnpatchable: no tactic can patch the prologue safely.
 	ErrUnpatchable = dispatch.ErrUnpatchable
@@ -28,9 +34,10 @@ var (
 	ErrNoRelay = dispatch.ErrNoRelay
 )
 
-// Error is the error of a refused Set or Reset. Nothing was changed.
+// Error is the error of a refused Set, Reset or Original. Nothing was
+// changed, unless it wraps ErrUnfinished.
 type Error struct {
-	Op    string  // "Set" or "Reset"
+	Op    string  // "Set", "Reset" or "Original"
 	Func  string  // the function's name, or what was passed instead
 	Entry uintptr // its entry, when known
 	Err   error   // a sentinel, possibly wrapped with detail

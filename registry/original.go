@@ -32,15 +32,26 @@ func Original[F any](fn F) (F, error) {
 		return zero, err
 	}
 	if rec.trampoline == nil {
-		t, err := planner().PlanTrampoline(rec.fn)
-		if err != nil {
+		fail := func(err error) (F, error) {
 			return zero, &Error{Op: "Original", Func: rec.name, Entry: uintptr(rec.entry), Err: err}
 		}
-		if err := t.Install(rec.entry); err != nil {
-			return zero, &Error{Op: "Original", Func: rec.name, Entry: uintptr(rec.entry), Err: err}
+		if rec.trampErr != nil {
+			return fail(rec.trampErr)
+		}
+		if rec.tramp == nil {
+			t, err := planner().PlanTrampoline(rec.fn)
+			if err != nil {
+				rec.trampErr = err
+				return fail(err)
+			}
+			rec.tramp = t
+		}
+		// Install resumes where a failed attempt stopped.
+		if err := rec.tramp.Install(rec.entry); err != nil {
+			return fail(err)
 		}
 		fv := new(uintptr) // a funcval: its first word is the code
-		*fv = t.Addr
+		*fv = rec.tramp.Addr
 		rec.trampoline = unsafe.Pointer(fv)
 	}
 	var out F

@@ -27,8 +27,8 @@ func TestOriginalCallsThrough(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			orig, err := registry.Original(tc.victim)
-			if raceBuild && errors.Is(err, registry.ErrUnpatchable) {
-				t.Skipf("-race instruments this victim into a shape Original refuses: %v", err)
+			if why := shapeCaveat(); why != "" && errors.Is(err, registry.ErrUnpatchable) {
+				t.Skipf("the victim's shape differs in this build (%s): %v", why, err)
 			}
 			must(t, err)
 			must(t, registry.Set(tc.victim, func(x int) int { return orig(x) + 1_000_000 }))
@@ -147,8 +147,8 @@ func TestOriginalRefusals(t *testing.T) {
 		{"not a func type", func() error { _, err := registry.Original[any](leafInc); return err }, registry.ErrNotFunc, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.shape && raceBuild {
-				t.Skip("-race instruments this victim, so it no longer has the shape under test")
+			if why := shapeCaveat(); tc.shape && why != "" {
+				t.Skip("the victim's shape differs in this build: " + why)
 			}
 			err := tc.err()
 			if !errors.Is(err, tc.want) {

@@ -1,6 +1,7 @@
 package unwind
 
 import (
+	"bytes"
 	"debug/dwarf"
 	"debug/elf"
 	"errors"
@@ -8,7 +9,10 @@ import (
 	"reflect"
 	"runtime"
 	"slices"
+	"os"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/ianlancetaylor/demangle"
@@ -43,6 +47,7 @@ type Image struct {
 	live bool
 
 	file  *elf.File
+	syms  []elf.Symbol
 	pcln  *pclntab
 	funcs []Func
 	loads []Range
@@ -80,31 +85,80 @@ var self struct {
 	err  error
 }
 
-// anchor is a function whose runtime address and table address give the
-// load bias of this process.
+// anchor is a function whose runtime address fixes where this process's
+// Go text starts.
 func anchor() {}
 
 // Self returns the image of the running binary, at its load address. It is
-// read once.
+// read once. The Go text start comes from anchor's live address, exactly;
+// the load bias of the other addresses from /proc/self/maps.
 func Self() (*Image, error) {
 	self.once.Do(func() {
-		im, err := Open("/proc/self/exe")
-		if err != nil {
-			self.err = err
-			return
-		}
-		live := reflect.ValueOf(anchor).Pointer()
-		name := runtime.FuncForPC(live).Name()
-		i := slices.IndexFunc(im.funcs, func(f Func) bool { return f.Name == name })
-		if i < 0 {
-			self.err = fmt.Errorf("unwind: %s: no function %s to find the load address", im.Path, name)
-			return
-		}
-		im.rebase(live - im.funcs[i].Entry)
-		im.live = true
-		self.im = im
+		self.im, self.err = openSelf()
 	})
 	return self.im, self.err
+}
+
+func openSelf() (*Image, error) {
+	im, err := Open("/proc/self/exe")
+	if err != nil {
+		return nil, err
+	}
+	bias, err := loadBias(im.file)
+	if err != nil {
+		return nil, fmt.Errorf("unwind: %w", err)
+	}
+	live := reflect.ValueOf(anchor).Pointer()
+	name := runtime.FuncForPC(live).Name()
+	off, ok := im.pcln.offsetOf(name)
+	if !ok {
+		return nil, fmt.Errorf("unwind: %s: no function %s to find the text start", im.Path, name)
+	}
+	if text := uint64(live-bias) - uint64(off); text != im.pcln.textStart {
+		// The file alone gave a wrong guess (a stripped, externally
+		// linked binary): list the Go functions again from the right start.
+		im.pcln.textStart = text
+		if err := im.list(); err != nil {
+			return nil, fmt.Errorf("unwind: %s: %w", im.Path, err)
+		}
+	}
+	im.rebase(bias)
+	im.live = true
+	return im, nil
+}
+
+// loadBias reads where the kernel mapped the executable: the mapping of
+// /proc/self/exe at file offset 0, against its first PT_LOAD segment.
+func loadBias(f *elf.File) (uintptr, error) {
+	var first *elf.Prog
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_LOAD && (first == nil || p.Vaddr < first.Vaddr) {
+			first = p
+		}
+	}
+	if f.Type != elf.ET_DYN || first == nil {
+		return 0, nil // not PIE: loaded where linked
+	}
+	exe, err := os.Readlink("/proc/self/exe")
+	if err != nil {
+		return 0, err
+	}
+	maps, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(maps), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) < 6 || fields[5] != exe || fields[2] != "00000000" {
+			continue
+		}
+		start, err := strconv.ParseUint(fields[0][:strings.IndexByte(fields[0], '-')], 16, 64)
+		if err != nil {
+			return 0, err
+		}
+		return uintptr(start - first.Vaddr&^(first.Align-1)), nil
+	}
+	return 0, fmt.Errorf("no mapping of %s at offset 0 in /proc/self/maps", exe)
 }
 
 func (im *Image) rebase(bias uintptr) {
@@ -131,7 +185,8 @@ func (im *Image) load() error {
 			im.loads = append(im.loads, Range{uintptr(p.Vaddr), uintptr(p.Vaddr + p.Memsz)})
 		}
 	}
-	syms, err := im.file.Symbols()
+	var err error
+	im.syms, err = im.file.Symbols()
 	if err != nil && !errors.Is(err, elf.ErrNoSymbols) {
 		return err
 	}
@@ -140,23 +195,24 @@ func (im *Image) load() error {
 	if text == nil || pcsec == nil {
 		return errors.New("not a Go binary: no .text or .gopclntab")
 	}
-	textStart := text.Addr
-	for _, s := range syms {
-		if s.Name == "runtime.text" {
-			textStart = s.Value
-		}
-	}
 	data, err := pcsec.Data()
 	if err != nil {
 		return err
 	}
-	if im.pcln, err = parsePclntab(data, textStart); err != nil {
+	if im.pcln, err = parsePclntab(data, 0); err != nil {
 		return err
 	}
-	if im.funcs, err = im.pcln.funcs(text.Addr + text.Size); err != nil {
+	im.pcln.textStart = im.textStart(text)
+	return im.list()
+}
+
+// list builds the function list from the table and the symbols.
+func (im *Image) list() error {
+	var err error
+	if im.funcs, err = im.pcln.funcs(); err != nil {
 		return err
 	}
-	im.funcs = append(im.funcs, im.foreign(syms)...)
+	im.funcs = append(im.funcs, im.foreign(im.syms)...)
 	slices.SortFunc(im.funcs, func(a, b Func) int {
 		switch {
 		case a.Entry < b.Entry:
@@ -167,6 +223,41 @@ func (im *Image) load() error {
 		return 0
 	})
 	return nil
+}
+
+// textStart finds runtime.text, the base of the table's entry offsets: its
+// symbol, or, in a stripped binary, the 32-byte aligned start (Go aligns
+// every function so) from which the most functions begin with a Go
+// prologue. An external linker may put C start-up code before it.
+func (im *Image) textStart(text *elf.Section) uint64 {
+	for _, s := range im.syms {
+		if s.Name == "runtime.text" {
+			return s.Value
+		}
+	}
+	code, err := text.Data()
+	if err != nil {
+		return text.Addr
+	}
+	prologues := [][]byte{{0x49, 0x3b, 0x66, 0x10}, {0x4c, 0x8d, 0x64, 0x24}, {0x4c, 0x8d, 0xa4, 0x24}, {0x49, 0x89, 0xe4}}
+	step := max(1, im.pcln.nfunc/512)
+	best, bestScore := uint64(0), -1
+	for skip := uint64(0); skip < 0x4000 && skip < uint64(len(code)); skip += 32 {
+		score := 0
+		for i := 0; i < im.pcln.nfunc; i += step {
+			at := skip + uint64(im.pcln.entryOff(i))
+			for _, p := range prologues {
+				if at+uint64(len(p)) <= uint64(len(code)) && bytes.Equal(code[at:at+uint64(len(p))], p) {
+					score++
+					break
+				}
+			}
+		}
+		if score > bestScore {
+			best, bestScore = skip, score
+		}
+	}
+	return text.Addr + best
 }
 
 // execSection returns the executable section holding addr.
@@ -394,6 +485,18 @@ func Name(pc uintptr) string {
 		}
 	}
 	return fmt.Sprintf("%#x", pc)
+}
+
+// Autogenerated reports whether the Go function at pc is one the compiler
+// generated with no source of its own: the wrappers of interface method
+// expressions, of value methods called through pointers, of ABI changes.
+func Autogenerated(pc uintptr) bool {
+	f := runtime.FuncForPC(pc)
+	if f == nil {
+		return false
+	}
+	file, _ := f.FileLine(f.Entry())
+	return file == "<autogenerated>"
 }
 
 // Demangle turns a C++ or Rust symbol into its source name and leaves any

@@ -68,7 +68,19 @@ func (t *pclntab) fn(i int) []byte {
 	return t.functab[t.u32(t.functab, 2*i+1):]
 }
 
-func (t *pclntab) entry(i int) uint64 { return t.textStart + uint64(t.u32(t.functab, 2*i)) }
+func (t *pclntab) entry(i int) uint64 { return t.textStart + uint64(t.entryOff(i)) }
+
+func (t *pclntab) entryOff(i int) uint32 { return t.u32(t.functab, 2*i) }
+
+// offsetOf returns the entry offset of the named function.
+func (t *pclntab) offsetOf(name string) (uint32, bool) {
+	for i := range t.nfunc {
+		if t.name(t.fn(i)) == name {
+			return t.entryOff(i), true
+		}
+	}
+	return 0, false
+}
 
 func (t *pclntab) name(f []byte) string {
 	b := t.funcnames[t.u32(f, fieldNameOff):]
@@ -112,8 +124,10 @@ func (t *pclntab) pcvalue(off uint32, visit func(pc, end uint64, val int32)) uin
 
 // funcs lists the Go functions with exact code sizes: the span of the
 // pcsp table, which the compiler emits for every instruction and the
-// linker's alignment padding lacks.
-func (t *pclntab) funcs(textEnd uint64) (out []Func, err error) {
+// linker's alignment padding lacks. The last one ends at the table's end
+// entry (etext), not at the end of .text, where an external linker may have
+// put C code.
+func (t *pclntab) funcs() (out []Func, err error) {
 	defer func() {
 		if recover() != nil {
 			out, err = nil, fmt.Errorf("%w: truncated function table", errPCLN)
@@ -122,10 +136,7 @@ func (t *pclntab) funcs(textEnd uint64) (out []Func, err error) {
 	for i := range t.nfunc {
 		f := t.fn(i)
 		entry := t.entry(i)
-		next := textEnd
-		if i+1 < t.nfunc {
-			next = t.entry(i + 1)
-		}
+		next := t.entry(i + 1) // the table has nfunc+1 entries
 		size := next - entry
 		if off := t.u32(f, fieldPCSP); off != 0 {
 			size = min(size, t.pcvalue(off, nil))

@@ -134,6 +134,10 @@ func scanSelf(progress io.Writer) (*scanReport, error) {
 func scanImage(im *unwind.Image, space *dispatch.Simulated, disp, callDisp uintptr, progress io.Writer) (*scanReport, error) {
 	start := time.Now()
 	pl := dispatch.NewPlanner(space, disp, callDisp)
+	pl.IsMorestack = func(pc uintptr) bool {
+		f, ok := im.Lookup(pc)
+		return ok && strings.HasPrefix(f.Name, "runtime.morestack")
+	}
 	funcs := im.Funcs()
 	rep := &scanReport{path: im.Path, results: make([]scanResult, 0, len(funcs))}
 	last := start

@@ -1,0 +1,54 @@
+package dispatch
+
+import (
+	"math"
+	"testing"
+)
+
+// TestInPageAtTheEndOfReach: a page whose last usable slots are at the very
+// end of rel32 reach, all taken, yields nothing, without wrapping around.
+func TestInPageAtTheEndOfReach(t *testing.T) {
+	const page = 0x7000_0000_0000
+	p := &relayPage{addr: page}
+	p.take(0, pageHeader)
+	p.take(16, 10)
+	p.take(32, 10)
+	jmpEnd := uintptr(page + 36 - math.MaxInt32) // reach ends at page+36
+	var r relay
+	if got, ok := r.inPage(p, jmpEnd, Pins{}, 10, 16); ok {
+		t.Fatalf("found %#x past the taken slots", got)
+	}
+	p2 := &relayPage{addr: page}
+	p2.take(0, pageHeader)
+	if got, ok := r.inPage(p2, jmpEnd, Pins{}, 10, 16); !ok || got != page+16 {
+		t.Fatalf("free page: got %#x, %v; want %#x", got, ok, page+16)
+	}
+}
+
+// TestNewPageSkipsBusyRanges: the new-page search steps over busy ranges
+// and the reserved low addresses, upwards first, then downwards, and never
+// places a site across a page or over the header.
+func TestNewPageSkipsBusyRanges(t *testing.T) {
+	space := &Simulated{Taken: []Range{{0x400000, 0x3000000}, {0x76000000, 0x76400000}}}
+	r := relay{space: space}
+	// Top byte pinned to 0x76: the window is [jmpEnd+0x76000000, +0x77000000).
+	pins := Pins{Mask: 0xff000000, Value: 0x76000000}
+	const jmpEnd = 0x401005
+	addr, pg, err := r.fresh(jmpEnd, pins, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if addr < 0x76400000 || addr-pg.addr < pageHeader || addr+9 > pg.addr+pageSize || !pins.Allows(int32(addr-jmpEnd)) {
+		t.Fatalf("site %#x in page %#x", addr, pg.addr)
+	}
+	// Every address allowed is taken: the search ends with an error.
+	full := relay{space: &Simulated{Taken: []Range{{0, 0x7fff_ffff_ffff}}}}
+	if _, _, err := full.fresh(jmpEnd, pins, 9); err == nil {
+		t.Fatal("placed a site in a full address space")
+	}
+	// A negative window below address 0 for a non-PIE function.
+	neg := relay{space: &Simulated{}}
+	if _, _, err := neg.fresh(jmpEnd, Pins{Mask: 0xff000000, Value: 0xc3000000}, 9); err == nil {
+		t.Fatal("placed a site below address 0")
+	}
+}
