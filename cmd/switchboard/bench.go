@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/switchboard-go/switchboard/bench"
+	"github.com/switchboard-go/switchboard/dispatch"
 )
 
 // benchRow is one line of the bench report, and one JSON object.
@@ -134,8 +135,9 @@ func stats(xs []float64) (median, lo, hi float64) {
 }
 
 func printBench(w io.Writer, rows []benchRow, rounds, calls int) {
-	fmt.Fprintf(w, "switchboard bench: %s, GOMAXPROCS %d, %d rounds; call rows: %d calls of func(int) int per round\n\n",
+	fmt.Fprintf(w, "switchboard bench: %s, GOMAXPROCS %d, %d rounds; call rows: %d calls of func(int) int per round\n",
 		runtime.Version(), runtime.GOMAXPROCS(0), rounds, calls)
+	fmt.Fprintf(w, "code writes serialize cores with %s\n\n", dispatch.SyncMethod())
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "call\tns/call\tx direct\tmin-max\t")
 	for _, r := range rows {
