@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"regexp"
 	"strings"
 )
 
@@ -48,20 +47,49 @@ func protected(name string) string {
 	return ""
 }
 
-var (
-	closureName = regexp.MustCompile(`(\.func\d+(\.\d+)*|\.gowrap\d+|\.deferwrap\d+|-range\d+(\.\d+)*)$`)
-	genericName = regexp.MustCompile(`\[.*\]`)
-)
-
 // kind classifies fn by the name the compiler gave its code.
 func kind(name string) error {
 	switch {
 	case strings.HasSuffix(name, "-fm"):
 		return ErrMethodValue
-	case closureName.MatchString(name):
+	case isClosure(name):
 		return ErrClosure
-	case genericName.MatchString(name):
+	case strings.Contains(name, "["):
 		return ErrGeneric
 	}
 	return nil
+}
+
+// isClosure recognizes the compiler's names for function literals and the
+// wrappers of go and defer statements: outer.func1, outer.func1.2,
+// outer.gowrap1, outer.deferwrap1, outer-range1.
+func isClosure(name string) bool {
+	// Strip the nested-literal suffixes: .2, .3.1, ...
+	for {
+		i := strings.LastIndexByte(name, '.')
+		if i < 0 || !allDigits(name[i+1:]) {
+			break
+		}
+		name = name[:i]
+	}
+	i := strings.LastIndexAny(name, ".-")
+	if i <= len(pkgPath(name)) {
+		return false // a top-level function named like one: pkg.func1
+	}
+	last := name[i+1:]
+	for _, prefix := range []string{"func", "gowrap", "deferwrap", "range"} {
+		if strings.HasPrefix(last, prefix) && allDigits(last[len(prefix):]) {
+			return prefix != "range" || name[i] == '-'
+		}
+	}
+	return false
+}
+
+func allDigits(s string) bool {
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
