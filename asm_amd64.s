@@ -114,3 +114,21 @@ TEXT ·callDispatcherPC(SB), NOSPLIT, $0-8
 	LEAQ	·callDispatcher(SB), AX
 	MOVQ	AX, ret+0(FP)
 	RET
+
+// originalEntry is the code of every func value registry.Original returns:
+// funcval{originalEntry, trampoline}. The trampoline lives in a relay page,
+// outside Go code; a funcval pointing there directly would make `go orig()`
+// start a goroutine at a PC the garbage collector cannot unwind.
+// In:       DX = the funcval (closure context), 8(DX) = the trampoline.
+// Out:      jumps to the trampoline with every argument register intact.
+// Clobbers: R12 only (scratch at function entry). DX stays the funcval;
+//           the original function is never a closure, so it ignores DX.
+TEXT ·originalEntry(SB), NOSPLIT|NOFRAME, $0-0
+	MOVQ	8(DX), R12
+	JMP	R12
+
+// func originalEntryPC() uintptr
+TEXT ·originalEntryPC(SB), NOSPLIT, $0-8
+	LEAQ	·originalEntry(SB), AX
+	MOVQ	AX, ret+0(FP)
+	RET

@@ -6,6 +6,9 @@
 // the table and returns to the site with the route's current target in R12
 // (code) and RDX (closure context); the site then jumps to R12.
 //
+// It also holds originalEntry, the Go-code entry of the func values that
+// registry.Original returns, which jumps on to a trampoline.
+//
 // This package owns the table layout, the hash, and the register contract of
 // the dispatcher. It must not touch code bytes, relay pages or function
 // metadata: those belong to dispatch, registry and unwind. It imports nothing

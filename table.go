@@ -166,6 +166,10 @@ func DispatcherPC() uintptr { return dispatcherPC() }
 // 5-byte call written into the prologue itself.
 func CallDispatcherPC() uintptr { return callDispatcherPC() }
 
+// OriginalEntryPC is the code of the func values registry.Original
+// returns: a stub that jumps to the trampoline in the funcval's second word.
+func OriginalEntryPC() uintptr { return originalEntryPC() }
+
 // lostRoute runs when the dispatcher met a key it does not know. Every site
 // is inserted before any code can reach it, so this is a Switchboard bug.
 func lostRoute() {
@@ -176,6 +180,8 @@ func lostRoute() {
 func lookup(s *tableState, key uintptr) *Route
 func dispatcherPC() uintptr
 func callDispatcherPC() uintptr
+func originalEntryPC() uintptr
+func originalEntry()
 func dispatcher()
 func callDispatcher()
 func dispatchLost()

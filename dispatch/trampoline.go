@@ -88,7 +88,9 @@ func (pl *Planner) PlanTrampoline(f Func) (*Trampoline, error) {
 		return nil, err
 	}
 	if t.Restart >= 0 {
-		t.planRedirect(f, addr)
+		if err := t.planRedirect(f, addr); err != nil {
+			return nil, err
+		}
 	}
 	return t, nil
 }
@@ -142,7 +144,9 @@ func (t *Trampoline) planRestart(f Func) error {
 	case r+5 > len(f.Bytes) || (f.Entry+uintptr(r+5)+7)&^7 > f.Entry+uintptr(len(f.Bytes)):
 		return refuse(f, ReasonTrampoline, fmt.Sprintf("the restart jump at +%d has no room for jmp rel32", r))
 	case in.Len == 5 && f.Entry+uintptr(r+5) <= q+8:
-	case in.Len == 2 && r+2 == f.Size:
+	case in.Len == 2 && r+2 == f.Size && (f.Entry+uintptr(r))&7 != 7:
+		// Both bytes of the old jmp share the quadword written last, so
+		// every earlier write touches padding only.
 	default:
 		return refuse(f, ReasonTrampoline, fmt.Sprintf("the restart jump at +%d (%d bytes) cannot become jmp rel32 atomically", r, in.Len))
 	}
@@ -154,11 +158,17 @@ func (t *Trampoline) planRestart(f Func) error {
 // is padding (planRestart checked): it is written first, so that the store
 // of the opcode's quadword completes the instruction at once. A thread at
 // the jump sees the old 2-byte jmp or the whole new one.
-func (t *Trampoline) planRedirect(f Func, addr uintptr) {
+func (t *Trampoline) planRedirect(f Func, addr uintptr) error {
 	r := f.Entry + uintptr(t.Restart)
+	// The trampoline was placed within reach of the jump back; the
+	// restart lies further into the function and may not reach it.
+	d := int64(addr) - int64(r+5)
+	if d < math.MinInt32 || d > math.MaxInt32 {
+		return refuse(f, ReasonTrampoline, fmt.Sprintf("the trampoline at %#x is out of rel32 reach of the restart jump at +%d", addr, t.Restart))
+	}
 	img := append([]byte(nil), f.Bytes...)
 	img[t.Restart] = 0xE9
-	putRel(img[t.Restart+1:], int32(int64(addr)-int64(r+5)))
+	putRel(img[t.Restart+1:], int32(d))
 	first := r &^ 7
 	for q := (r + 4) &^ 7; q >= first; q -= 8 {
 		w := quadWrite{addr: q}
@@ -166,6 +176,7 @@ func (t *Trampoline) planRedirect(f Func, addr uintptr) {
 		copy(w.new[:], img[q-f.Entry:])
 		t.redirect = append(t.redirect, w)
 	}
+	return nil
 }
 
 // relocate copies insts to addr, re-encoding what depends on its address:

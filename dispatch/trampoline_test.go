@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 
@@ -43,6 +44,13 @@ var trampolineCases = []struct {
 		want:    []string{"CMP RSP, [R14+0x10]", "JMP entry+0x4"},
 		restart: 57,
 		writes:  2,
+	},
+	{
+		// Placed so that the old jmp's rel8 byte opens the next quadword:
+		// writing that quadword first would change a live jump. Refused.
+		name: "restart jmp rel8 split across quadwords", entry: 0x49e306, refused: true,
+		code: "493b66107624554889e54883ec10488d0c4048894c2408e864ffffff488b4c24084801c84883c4105dc34889442408e88cf5fdff488b442408ebc5",
+		pad:  13,
 	},
 	{
 		name: "huge frame: mov r12,rsp and sub copied, restart jmp rel32", entry: 0x49e340,
@@ -185,5 +193,35 @@ func checkRedirect(t *testing.T, f Func, tr *Trampoline) {
 		if w.addr < f.Entry+uintptr(f.Size) {
 			t.Fatalf("write at %#x, before the last, touches code", w.addr)
 		}
+	}
+}
+
+// TestTrampolineRestartOutOfReach: a trampoline placed at the far edge of
+// the jump back's reach may be out of reach of the restart jump further
+// into the function; planning refuses rather than wrap the rel32.
+func TestTrampolineRestartOutOfReach(t *testing.T) {
+	code, _ := hex.DecodeString(trampolineCases[0].code)
+	const entry = 0x5555_5555_0000
+	b := append(code, 0xCC, 0xCC, 0xCC, 0xCC, 0xCC)
+	f := Func{Name: "edge", Entry: entry, Size: len(code), Bytes: b}
+	pl := NewPlanner(&Simulated{}, fakeDispatcher, fakeCallDispatcher)
+	// A page whose first free byte is exactly 2 GiB below the jump back.
+	back := uintptr(entry + 4)
+	page := (back - 1<<31) &^ (pageSize - 1)
+	pg := &relayPage{addr: page}
+	pg.take(0, int(back-1<<31-page))
+	pl.relay.pages = append(pl.relay.pages, pg)
+	tr, err := pl.PlanTrampoline(f)
+	if err == nil {
+		d := int64(tr.Addr) - int64(entry+uintptr(tr.Restart)+5)
+		if d < math.MinInt32 {
+			t.Fatalf("restart rel32 wraps: trampoline %#x", tr.Addr)
+		}
+		checkRedirect(t, f, tr)
+		return
+	}
+	var re *RefusalError
+	if !errors.As(err, &re) || re.Reason != ReasonTrampoline {
+		t.Fatalf("got %v, want a no-trampoline refusal", err)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"reflect"
 	"unsafe"
+
+	"github.com/switchboard-go/switchboard"
 )
 
 // Original returns a func value that runs fn's original body, whether fn
@@ -50,8 +52,10 @@ func Original[F any](fn F) (F, error) {
 		if err := rec.tramp.Install(rec.entry); err != nil {
 			return fail(err)
 		}
-		fv := new(uintptr) // a funcval: its first word is the code
-		*fv = rec.tramp.Addr
+		// The funcval's code is a Go assembly stub, never the trampoline
+		// itself: `go orig()` starts a goroutine at the funcval's code,
+		// and the garbage collector must be able to unwind it there.
+		fv := &[2]uintptr{switchboard.OriginalEntryPC(), rec.tramp.Addr}
 		rec.trampoline = unsafe.Pointer(fv)
 	}
 	var out F

@@ -2,8 +2,11 @@ package registry_test
 
 import (
 	"errors"
+	"runtime"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/switchboard-go/switchboard/registry"
 )
@@ -156,5 +159,42 @@ func TestOriginalRefusals(t *testing.T) {
 			}
 			t.Log(err)
 		})
+	}
+}
+
+var ticks atomic.Int64
+
+//go:noinline
+func tick() { ticks.Add(1) }
+
+// TestOriginalAsGoroutine starts goroutines on the original itself, so that
+// goroutines waiting to run have the original's func value as their start
+// PC while the garbage collector scans their stacks.
+func TestOriginalAsGoroutine(t *testing.T) {
+	orig, err := registry.Original(tick)
+	if why := shapeCaveat(); why != "" && errors.Is(err, registry.ErrUnpatchable) {
+		t.Skipf("the victim's shape differs in this build (%s): %v", why, err)
+	}
+	must(t, err)
+	must(t, registry.Set(tick, func() {}))
+	defer registry.Reset(tick)
+	const n = 20_000
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() { defer wg.Done(); orig() }() // keeps count
+		go orig()
+		if i%500 == 0 {
+			runtime.GC()
+		}
+	}
+	wg.Wait()
+	for ticks.Load() < 2*n {
+		runtime.Gosched()
+	}
+	tick() // redirected: does not count
+	time.Sleep(10 * time.Millisecond)
+	if got := ticks.Load(); got != 2*n {
+		t.Fatalf("%d ticks, want %d", got, 2*n)
 	}
 }

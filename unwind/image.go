@@ -4,15 +4,15 @@ import (
 	"bytes"
 	"debug/dwarf"
 	"debug/elf"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"reflect"
 	"runtime"
 	"slices"
 	"sort"
-	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/ianlancetaylor/demangle"
@@ -127,38 +127,42 @@ func openSelf() (*Image, error) {
 	return im, nil
 }
 
-// loadBias reads where the kernel mapped the executable: the mapping of
-// /proc/self/exe at file offset 0, against its first PT_LOAD segment.
+// loadBias reads where the kernel mapped the executable: AT_PHDR of the
+// auxiliary vector is the live address of the program headers, which the
+// file places at e_phoff inside a PT_LOAD segment. Unlike /proc/self/maps,
+// it does not depend on the binary's path, which may hold spaces or have
+// been deleted since the process started.
 func loadBias(f *elf.File) (uintptr, error) {
-	var first *elf.Prog
-	for _, p := range f.Progs {
-		if p.Type == elf.PT_LOAD && (first == nil || p.Vaddr < first.Vaddr) {
-			first = p
-		}
-	}
-	if f.Type != elf.ET_DYN || first == nil {
+	if f.Type != elf.ET_DYN {
 		return 0, nil // not PIE: loaded where linked
 	}
-	exe, err := os.Readlink("/proc/self/exe")
+	auxv, err := os.ReadFile("/proc/self/auxv")
 	if err != nil {
 		return 0, err
 	}
-	maps, err := os.ReadFile("/proc/self/maps")
+	const atPHDR = 3
+	var phdr uint64
+	for i := 0; i+16 <= len(auxv); i += 16 {
+		if binary.LittleEndian.Uint64(auxv[i:]) == atPHDR {
+			phdr = binary.LittleEndian.Uint64(auxv[i+8:])
+		}
+	}
+	exe, err := os.Open("/proc/self/exe")
 	if err != nil {
 		return 0, err
 	}
-	for _, line := range strings.Split(string(maps), "\n") {
-		fields := strings.Fields(line)
-		if len(fields) < 6 || fields[5] != exe || fields[2] != "00000000" {
-			continue
-		}
-		start, err := strconv.ParseUint(fields[0][:strings.IndexByte(fields[0], '-')], 16, 64)
-		if err != nil {
-			return 0, err
-		}
-		return uintptr(start - first.Vaddr&^(first.Align-1)), nil
+	defer exe.Close()
+	var hdr [64]byte // the ELF64 header; e_phoff is at 32
+	if _, err := io.ReadFull(exe, hdr[:]); err != nil {
+		return 0, err
 	}
-	return 0, fmt.Errorf("no mapping of %s at offset 0 in /proc/self/maps", exe)
+	phoff := binary.LittleEndian.Uint64(hdr[32:])
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_LOAD && p.Off <= phoff && phoff < p.Off+p.Filesz && phdr != 0 {
+			return uintptr(phdr - (p.Vaddr + phoff - p.Off)), nil
+		}
+	}
+	return 0, errors.New("no AT_PHDR, or program headers outside every PT_LOAD segment")
 }
 
 func (im *Image) rebase(bias uintptr) {

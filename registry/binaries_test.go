@@ -1,0 +1,39 @@
+package registry_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestBinaryKinds builds testdata/selfprog as a plain and as a PIE binary,
+// runs each from a path with a space, and once more after it deleted its
+// own file: Set and Original must work in all of them (finding a PIE's load
+// address must not depend on its path).
+func TestBinaryKinds(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds programs")
+	}
+	dir := filepath.Join(t.TempDir(), "with space")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []string{"exe", "pie"} {
+		bin := filepath.Join(dir, "selfprog-"+mode)
+		build := exec.Command("go", "build", "-buildmode="+mode, "-o", bin, "./testdata/selfprog")
+		build.Dir = ".."
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", mode, err, out)
+		}
+		for _, del := range []string{"0", "1"} {
+			cmd := exec.Command(bin)
+			cmd.Env = append(os.Environ(), "SELFPROG_DELETE="+del)
+			out, err := cmd.CombinedOutput()
+			if err != nil || strings.TrimSpace(string(out)) != "ok compute(3)=-7 original(3)=7" {
+				t.Fatalf("%s, delete=%s: %v\n%s", mode, del, err, out)
+			}
+		}
+	}
+}
