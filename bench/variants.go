@@ -160,7 +160,6 @@ func slotPatch() (func() error, error) {
 	fvp := *(*unsafe.Pointer)(unsafe.Pointer(&fv)) // the funcval of target
 	code := []byte{0x48, 0xBA, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0x22}
 	*(*uintptr)(unsafe.Pointer(&code[2])) = uintptr(fvp)
-	keep = fvp
 	v := victimSlot
 	entry := *(*unsafe.Pointer)(*(*unsafe.Pointer)(unsafe.Pointer(&v)))
 	orig := make([]byte, len(code))
@@ -170,8 +169,6 @@ func slotPatch() (func() error, error) {
 	}
 	return func() error { return writeText(entry, orig) }, nil
 }
-
-var keep unsafe.Pointer
 
 func writeText(at unsafe.Pointer, b []byte) error {
 	page := unsafe.Slice((*byte)(unsafe.Add(at, -int(uintptr(at)&4095))), 8192)

@@ -76,8 +76,6 @@ const (
 	nPatchOps
 )
 
-var patchOpNames = [nPatchOps]string{"patch", "retarget", "reset"}
-
 // latencyReservoir keeps a uniform sample of latencies (Vitter's algorithm R), so
 // whole-run percentiles cost fixed memory.
 type latencyReservoir struct {
