@@ -28,9 +28,9 @@ func leafZero(x int) int { return 0 } // xor eax,eax; ret: 3 bytes
 func leafInc(x int) int { return x + 1 } // inc rax; ret: 4 bytes
 
 type rec struct {
-	_   [23]byte // puts b at offset 23: movzx eax, byte [rax+0x17]
-	b   uint8
-	n   int
+	_ [23]byte // puts b at offset 23: movzx eax, byte [rax+0x17]
+	b uint8
+	n int
 }
 
 //go:noinline
