@@ -192,7 +192,7 @@ func Verify(f Func, p *Patch) error {
 	if start&^7 != (f.Entry+uintptr(end-1))&^7 {
 		return fmt.Errorf("patch [%#x,+%d) crosses an aligned quadword", start, len(p.Bytes))
 	}
-	in, err := x86asm.Decode(p.Bytes, 64)
+	in, err := decode(p.Bytes)
 	if err != nil || in.Len != len(p.Bytes) {
 		return fmt.Errorf("patch % x does not decode as one instruction: %v", p.Bytes, err)
 	}
@@ -208,12 +208,12 @@ func Verify(f Func, p *Patch) error {
 	img := append(append([]byte{}, f.Bytes...), make([]byte, 16)...)
 	copy(img[p.Offset:], p.Bytes)
 	for off := 0; off < len(code); {
-		orig, err := x86asm.Decode(code[off:], 64)
+		orig, err := decode(code[off:])
 		if err != nil {
 			return fmt.Errorf("original code at +%d: %v", off, err)
 		}
 		if off > p.Offset && off < end {
-			got, err := x86asm.Decode(img[off:], 64)
+			got, err := decode(img[off:])
 			if err != nil || got.Len != orig.Len || !bytes.Equal(img[off:off+orig.Len], code[off:off+orig.Len]) || got.String() != orig.String() {
 				return fmt.Errorf("boundary +%d: patched bytes decode as %v, original %v", off, got, orig)
 			}

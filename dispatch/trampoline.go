@@ -135,7 +135,7 @@ type quadWrite struct {
 // function's last instruction with padding after it to widen into.
 func (t *Trampoline) planRestart(f Func) error {
 	r := t.Restart
-	in, err := x86asm.Decode(f.Bytes[r:f.Size], 64)
+	in, err := decode(f.Bytes[r:f.Size])
 	if err != nil {
 		return refuse(f, ReasonTrampoline, fmt.Sprintf("restart jump at +%d: %v", r, err))
 	}
