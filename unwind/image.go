@@ -195,11 +195,10 @@ func (im *Image) load() error {
 		return err
 	}
 	text := im.file.Section(".text")
-	pcsec := im.file.Section(".gopclntab")
-	if text == nil || pcsec == nil {
-		return errors.New("not a Go binary: no .text or .gopclntab")
+	if text == nil {
+		return errors.New("not a Go binary: no .text")
 	}
-	data, err := pcsec.Data()
+	data, _, err := findPclntab(im.file, im.syms)
 	if err != nil {
 		return err
 	}
