@@ -1,3 +1,5 @@
+//go:build linux && amd64
+
 package dispatch
 
 import (
@@ -52,6 +54,9 @@ func swapQuad(q unsafe.Pointer, old, new [8]byte) (written bool, err error) {
 	if uintptr(q)&7 != 0 {
 		return false, fmt.Errorf("quadword %p is not aligned", q)
 	}
+	if err := Writable(); err != nil {
+		return false, err
+	}
 	writeMu.Lock()
 	defer writeMu.Unlock()
 	word := (*uint64)(q)
@@ -78,73 +83,63 @@ func swapQuad(q unsafe.Pointer, old, new [8]byte) (written bool, err error) {
 // syncCores is SyncCores, replaced by tests to inject a failure.
 var syncCores = SyncCores
 
-var (
-	syncOnce sync.Once
-	syncHow  func() error
-	syncName string
-)
+// registerSyncCore registers this process for membarrier SYNC_CORE;
+// replaced by tests to pretend the kernel lacks it.
+var registerSyncCore = registerMembarrier
+
+// writable caches the first answer of writableNow.
+var writable = sync.OnceValue(writableNow)
+
+func writableNow() error {
+	if err := registerSyncCore(); err != nil {
+		return fmt.Errorf("%w: no proven way to serialize every core after a code write: %v", ErrUnsupported, err)
+	}
+	return nil
+}
+
+// Writable reports whether this package can write live code here, as an
+// error wrapping ErrUnsupported when it cannot. A write is safe only if
+// every core is serialized after it, and only membarrier
+// PRIVATE_EXPEDITED_SYNC_CORE (Linux 4.16+) proves that. An mprotect TLB
+// shootdown is no substitute: it serializes only the cores the kernel
+// interrupts, and AMD's INVLPGB broadcast flush interrupts none.
+func Writable() error { return writable() }
+
+func registerMembarrier() error {
+	mask, _, e := unix.Syscall(unix.SYS_MEMBARRIER, membarrierCmdQuery, 0, 0)
+	if e != 0 {
+		return fmt.Errorf("membarrier QUERY: %w", e)
+	}
+	if mask&membarrierCmdPrivateExpeditedSyncCore == 0 {
+		return fmt.Errorf("membarrier offers no PRIVATE_EXPEDITED_SYNC_CORE (commands %#x)", mask)
+	}
+	if _, _, e := unix.Syscall(unix.SYS_MEMBARRIER, membarrierCmdRegisterPrivateExpeditedSyncCore, 0, 0); e != 0 {
+		return fmt.Errorf("membarrier REGISTER_PRIVATE_EXPEDITED_SYNC_CORE: %w", e)
+	}
+	return nil
+}
 
 // SyncCores makes every thread of the process execute a serializing
 // instruction before it next runs user code, so that none runs stale
-// instructions after a code write (Intel SDM, cross-modifying code). It
-// uses membarrier(PRIVATE_EXPEDITED_SYNC_CORE), Linux 4.16+, and falls
-// back to an mprotect whose TLB shootdown interrupts every core running
-// the process.
+// instructions after a code write (Intel SDM, cross-modifying code), with
+// membarrier(PRIVATE_EXPEDITED_SYNC_CORE). Without it, it fails with
+// ErrUnsupported (see Writable).
 func SyncCores() error {
-	syncOnce.Do(func() {
-		mask, _, e := unix.Syscall(unix.SYS_MEMBARRIER, membarrierCmdQuery, 0, 0)
-		if e == 0 && mask&membarrierCmdPrivateExpeditedSyncCore != 0 {
-			if _, _, e := unix.Syscall(unix.SYS_MEMBARRIER, membarrierCmdRegisterPrivateExpeditedSyncCore, 0, 0); e == 0 {
-				syncHow, syncName = membarrierSync, "membarrier(PRIVATE_EXPEDITED_SYNC_CORE)"
-				return
-			}
-		}
-		syncHow, syncName = shootdownSync, "mprotect TLB shootdown"
-	})
-	err := syncHow()
-	if err != nil && syncName != "mprotect TLB shootdown" {
-		// membarrier registered but failed now: the shootdown still works.
-		if err2 := shootdownSync(); err2 == nil {
-			return nil
-		}
+	if err := Writable(); err != nil {
+		return err
 	}
-	return err
-}
-
-// SyncMethod names how SyncCores serializes cores here.
-func SyncMethod() string {
-	_ = SyncCores()
-	return syncName
-}
-
-func membarrierSync() error {
 	if _, _, e := unix.Syscall(unix.SYS_MEMBARRIER, membarrierCmdPrivateExpeditedSyncCore, 0, 0); e != 0 {
 		return fmt.Errorf("membarrier SYNC_CORE: %w", e)
 	}
 	return nil
 }
 
-var scratch struct {
-	once sync.Once
-	page []byte
-	err  error
-}
-
-// shootdownSync flips the protection of a touched scratch page: the kernel
-// must flush its TLB entry on every CPU running this mm, by IPI, and the
-// interrupt serializes each of them.
-func shootdownSync() error {
-	scratch.once.Do(func() {
-		scratch.page, scratch.err = unix.Mmap(-1, 0, pageSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
-	})
-	if scratch.err != nil {
-		return fmt.Errorf("scratch page: %w", scratch.err)
+// SyncMethod names how SyncCores serializes cores here.
+func SyncMethod() string {
+	if err := Writable(); err != nil {
+		return "none (" + err.Error() + ")"
 	}
-	scratch.page[0]++
-	if err := unix.Mprotect(scratch.page, unix.PROT_READ); err != nil {
-		return fmt.Errorf("mprotect scratch: %w", err)
-	}
-	return unix.Mprotect(scratch.page, unix.PROT_READ|unix.PROT_WRITE)
+	return "membarrier(PRIVATE_EXPEDITED_SYNC_CORE)"
 }
 
 // Process is the live address space of this process.
@@ -209,6 +204,9 @@ func (p *Patch) Install(route *switchboard.Route) error {
 	if p.installed {
 		return nil
 	}
+	if err := Writable(); err != nil {
+		return err
+	}
 	mem := p.pageBytes()
 	if mem == nil {
 		return fmt.Errorf("%s: relay page %#x is simulated", p.Name, p.page.addr)
@@ -230,6 +228,9 @@ func (p *Patch) Install(route *switchboard.Route) error {
 // writeSite writes the page header and one site. The bytes it writes were
 // int3 and unreachable until now; other sites of the page keep running.
 func writeSite(mem []byte, page, site uintptr, code []byte) error {
+	if err := Writable(); err != nil {
+		return err
+	}
 	if err := unix.Mprotect(mem, protRWX); err != nil {
 		return fmt.Errorf("mprotect relay %#x RWX: %w", page, err)
 	}

@@ -12,6 +12,9 @@ var (
 	// ErrNoRelay: every relay address the pinned rel32 allows is taken or
 	// out of reach.
 	ErrNoRelay = errors.New("no relay page can be mapped within reach")
+	// ErrUnsupported: live code cannot be written safely on this platform
+	// or kernel (see Writable).
+	ErrUnsupported = errors.New("code writes unsupported here")
 )
 
 // Reason classifies a refusal, for reports such as the scan's.
