@@ -27,6 +27,9 @@ func Original[F any](fn F) (F, error) {
 	if t := reflect.TypeFor[F](); t.Kind() != reflect.Func {
 		return zero, &Error{Op: "Original", Func: fmt.Sprintf("<%v>", t), Err: because(ErrNotFunc, "Original needs a func type, not %v", t)}
 	}
+	if err := refuseUnsupported("Original", fn); err != nil {
+		return zero, err
+	}
 	reg.mu.Lock()
 	defer reg.mu.Unlock()
 	rec, err := lookup("Original", fn)

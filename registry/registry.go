@@ -112,6 +112,9 @@ func SetWith[F any](fn, impl F, opts ...Option) error {
 	for _, opt := range opts {
 		opt(&o)
 	}
+	if err := refuseUnsupported("Set", fn); err != nil {
+		return err
+	}
 	reg.mu.Lock()
 	defer reg.mu.Unlock()
 	rec, err := lookup("Set", fn)
@@ -181,6 +184,9 @@ func unfinished(fail func(error) error, written bool, err error) error {
 // way through the relay at the original entry. Reset of a function that is
 // not redirected does nothing.
 func Reset[F any](fn F) error {
+	if err := refuseUnsupported("Reset", fn); err != nil {
+		return err
+	}
 	reg.mu.Lock()
 	defer reg.mu.Unlock()
 	rec, err := lookup("Reset", fn)
