@@ -5,8 +5,6 @@ import (
 	"time"
 	"unsafe"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/switchboard-go/switchboard/registry"
 )
 
@@ -168,15 +166,6 @@ func slotPatch() (func() error, error) {
 		return nil, err
 	}
 	return func() error { return writeText(entry, orig) }, nil
-}
-
-func writeText(at unsafe.Pointer, b []byte) error {
-	page := unsafe.Slice((*byte)(unsafe.Add(at, -int(uintptr(at)&4095))), 8192)
-	if err := unix.Mprotect(page, unix.PROT_READ|unix.PROT_WRITE|unix.PROT_EXEC); err != nil {
-		return err
-	}
-	copy(unsafe.Slice((*byte)(at), len(b)), b)
-	return unix.Mprotect(page, unix.PROT_READ|unix.PROT_EXEC)
 }
 
 //go:noinline
