@@ -1,5 +1,5 @@
 // The shared dispatcher. See doc.go for the path of one call and
-// ../shared/DESIGN.md section 1 for why it is shaped this way.
+// docs/design.md section 1 for why it is shaped this way.
 
 #include "go_asm.h"
 #include "textflag.h"

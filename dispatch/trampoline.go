@@ -11,7 +11,7 @@ import (
 
 // A Trampoline runs a function's original body whatever its prologue holds:
 // a relocated copy of the instructions any patch may overwrite, then a jump
-// back to the first instruction no patch touches (DESIGN.md section 6).
+// back to the first instruction no patch touches (docs/design.md section 6).
 //
 // Punning keeps every instruction after the one at the patch point, so the
 // copy is short: the first instruction, and the second when a tactic may

@@ -310,9 +310,9 @@ func usesSmallInlined(xs []int) (n int) {
 	return n
 }
 
-// residue has the shape of DESIGN.md's residue: add rbx,[rax]; mov rax,rbx;
-// ret. Every rel32 its bytes allow falls below address 0 in a non-PIE
-// binary.
+// residue has the shape of the residue in docs/design.md section 3:
+// add rbx,[rax]; mov rax,rbx; ret. Every rel32 its bytes allow falls below
+// address 0 in a non-PIE binary.
 //
 //go:noinline
 func residue(a *acc, x int) int { return a.base + x }

@@ -30,7 +30,7 @@ func stormTotal(t *testing.T) time.Duration {
 	return 10 * time.Second
 }
 
-// TestFlipStorm is DESIGN.md section 8 over every shape: three goroutines
+// TestFlipStorm is docs/design.md section 8 over every shape: three goroutines
 // call the victim and check each result is the original's or a
 // replacement's, a goroutine runs the GC every millisecond, the CPU
 // profiler samples, GOMAXPROCS is 4 (so goroutines are preempted), and the

@@ -7,7 +7,7 @@
 //   - BenchmarkDispatch measures a redirected call against a direct call,
 //     in the same benchmark, for Switchboard site mode, Switchboard call
 //     mode and gomonkey ApplyFunc.
-//   - TestFlipStorm runs the concurrent patch/unpatch storm of DESIGN.md
+//   - TestFlipStorm runs the concurrent patch/unpatch storm of docs/design.md
 //     section 8 against gomonkey and Switchboard, each in a child process,
 //     and reports how each one fared.
 //

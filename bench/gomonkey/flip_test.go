@@ -27,7 +27,7 @@ import (
 	"github.com/switchboard-go/switchboard/registry"
 )
 
-// The flip storm of DESIGN.md section 8:
+// The flip storm of docs/design.md section 8:
 //
 //   - three goroutines call victim(1) in a loop and check that the result
 //     is the old value or the new one;

@@ -21,7 +21,7 @@ import (
 // switchboard demo: workers call an embedded service at full speed while
 // the patcher redirects, retargets and resets its functions as fast as it
 // can, with the CPU profiler on and a GC every millisecond (the hazards of
-// DESIGN.md section 8). Every call's result is checked.
+// docs/design.md section 8). Every call's result is checked.
 
 type demoConfig struct {
 	duration time.Duration
