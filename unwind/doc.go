@@ -5,6 +5,11 @@
 // of the binary (/proc/self/exe for this process); C and C++ names are
 // demangled.
 //
+// The Go function table's layout is private to the runtime: SelfCheck
+// compares what this package reads with runtime.FuncForPC and the live
+// text once, and its failure makes Switchboard refuse every patch
+// (docs/design.md section 10).
+//
 // It reads binaries and the runtime's public API only. It must not write
 // code, map memory or import the other Switchboard packages.
 package unwind
