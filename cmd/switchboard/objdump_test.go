@@ -174,6 +174,12 @@ func objdumpCheck(bin, dir string, cases []odCase) (errs []error, boundaries int
 			fail(i, "patch point +%d is not an instruction boundary for objdump", c.off)
 			continue
 		}
+		// The planner decoded every instruction; objdump must too.
+		for at, in := range starts[i][:min(c.end(), c.size)] {
+			if in.len != 0 && strings.Contains(in.text, "(bad)") {
+				fail(i, "objdump cannot decode the original instruction at +%d", at)
+			}
+		}
 		queries = append(queries, query{i, c.off, true})
 		for at := c.off + 1; at < c.end() && at < c.size; at++ {
 			if starts[i][at].len != 0 {
