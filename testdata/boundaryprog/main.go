@@ -196,10 +196,10 @@ func code(entry uintptr) []byte {
 	return b
 }
 
+// layout is where a victim is and what its patch looks like.
 type layout struct {
 	entry, site uintptr
-	tactic      string
-	orig, patch []byte
+	orig, patch []byte // window bytes from the entry: unpatched, patched
 }
 
 func main() {
@@ -229,7 +229,7 @@ func main() {
 			say("fatal reset %s: %v", v.name, err)
 			os.Exit(1)
 		}
-		lays[i] = layout{r.Entry, r.Site, r.Tactic, code(r.Entry), patched}
+		lays[i] = layout{r.Entry, r.Site, code(r.Entry), patched}
 		say("victim %d %s %s %x %x %x %x", i, v.name, r.Tactic, r.Entry, r.Site, lays[i].orig, patched)
 	}
 
@@ -271,7 +271,11 @@ func main() {
 		}
 		switch f[0] {
 		case "call":
-			x, _ := strconv.Atoi(f[2])
+			x, err := strconv.Atoi(f[len(f)-1])
+			if len(f) != 3 || err != nil {
+				say("bad command %q", in.Text())
+				continue
+			}
 			calls <- [2]int{i, x}
 		case "set", "reset":
 			do := vs[i].set
