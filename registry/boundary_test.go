@@ -57,7 +57,7 @@ type boundaryChild struct {
 	stopped bool
 }
 
-const stepTimeout = 20 * time.Second
+const boundaryTimeout = 20 * time.Second
 
 // buildBoundaryProg builds the child once per test.
 func buildBoundaryProg(t *testing.T) string {
@@ -169,8 +169,8 @@ func (c *boundaryChild) line() string {
 			c.t.Fatalf("child exited: %v", c.cmd.Wait())
 		}
 		return l
-	case <-time.After(stepTimeout):
-		c.t.Fatalf("child said nothing for %v", stepTimeout)
+	case <-time.After(boundaryTimeout):
+		c.t.Fatalf("child said nothing for %v", boundaryTimeout)
 	}
 	return ""
 }
@@ -307,31 +307,31 @@ func (c *boundaryChild) stopAt(v *tracedVictim, b int) {
 	}
 }
 
-// outcome is how the stopped call ended.
-type outcome struct {
+// stopOutcome is how the stopped call ended.
+type stopOutcome struct {
 	verdict string // "old", "new", "wrong", "crash" or "hung"
 	detail  string
 }
 
 // resume lets the stopped thread run and waits for its call's result, or
 // for the fault that kills it.
-func (c *boundaryChild) resume(v *tracedVictim) outcome {
+func (c *boundaryChild) resume(v *tracedVictim) stopOutcome {
 	c.t.Helper()
 	if err := unix.PtraceCont(c.tid, 0); err != nil {
 		c.t.Fatalf("PTRACE_CONT: %v", err)
 	}
-	deadline := time.Now().Add(stepTimeout)
+	deadline := time.Now().Add(boundaryTimeout)
 	for time.Now().Before(deadline) {
 		select {
 		case l, ok := <-c.lines:
 			if !ok {
-				return outcome{"crash", fmt.Sprintf("child exited: %v", c.cmd.Wait())}
+				return stopOutcome{"crash", fmt.Sprintf("child exited: %v", c.cmd.Wait())}
 			}
 			f := strings.Fields(l)
 			if len(f) != 5 || f[0] != "result" || f[1] != strconv.Itoa(v.idx) {
 				c.t.Fatalf("%s: child said %q while the call ran", v.name, l)
 			}
-			return outcome{f[4], "returned " + f[3]}
+			return stopOutcome{f[4], "returned " + f[3]}
 		case <-time.After(time.Millisecond):
 		}
 		var ws unix.WaitStatus
@@ -343,19 +343,19 @@ func (c *boundaryChild) resume(v *tracedVictim) outcome {
 			continue
 		}
 		if !ws.Stopped() {
-			return outcome{"crash", fmt.Sprintf("thread ended: %#x", ws)}
+			return stopOutcome{"crash", fmt.Sprintf("thread ended: %#x", ws)}
 		}
 		switch sig := ws.StopSignal(); sig {
 		case unix.SIGSEGV, unix.SIGBUS, unix.SIGILL, unix.SIGFPE, unix.SIGTRAP:
 			rip := c.regs().Rip
-			return outcome{"crash", fmt.Sprintf("%v at %#x (entry%+d)", sig, rip, int64(rip-v.entry))}
+			return stopOutcome{"crash", fmt.Sprintf("%v at %#x (entry%+d)", sig, rip, int64(rip-v.entry))}
 		case unix.SIGURG:
 			_ = unix.PtraceCont(c.tid, 0)
 		default:
 			_ = unix.PtraceCont(c.tid, int(sig)) // the child's own business
 		}
 	}
-	return outcome{"hung", fmt.Sprintf("no result in %v", stepTimeout)}
+	return stopOutcome{"hung", fmt.Sprintf("no result in %v", boundaryTimeout)}
 }
 
 // learn finds the bytes v's patch overwrites, from the child's view of its
@@ -413,7 +413,7 @@ func (c *boundaryChild) learn(v *tracedVictim) {
 // registers, or the call is "diverged". Rewinding is sound for the
 // instructions prologues have there (ret, jcc, call, register arithmetic):
 // run again from the same registers they do the same.
-func (c *boundaryChild) call(v *tracedVictim, b int, cmds ...string) outcome {
+func (c *boundaryChild) call(v *tracedVictim, b int, cmds ...string) stopOutcome {
 	c.t.Helper()
 	c.stopAt(v, b)
 	var ref *unix.PtraceRegs
@@ -434,14 +434,14 @@ func (c *boundaryChild) call(v *tracedVictim, b int, cmds ...string) outcome {
 	if ref != nil {
 		got, sig := c.step()
 		if sig != 0 {
-			return outcome{"crash", fmt.Sprintf("%v at %#x (entry%+d)", sig, got.Rip, int64(got.Rip-v.entry))}
+			return stopOutcome{"crash", fmt.Sprintf("%v at %#x (entry%+d)", sig, got.Rip, int64(got.Rip-v.entry))}
 		}
 		diverged = regsDiff(ref, got, v.entry)
 	}
 	o := c.resume(v)
 	c.x = 5 + (c.x-4)%100
 	if diverged != "" && o.verdict != "crash" {
-		o = outcome{"diverged", diverged + ", then " + o.verdict + " " + o.detail}
+		o = stopOutcome{"diverged", diverged + ", then " + o.verdict + " " + o.detail}
 	}
 	return o
 }
@@ -472,9 +472,9 @@ func regsDiff(want, got *unix.PtraceRegs, entry uint64) string {
 	return fmt.Sprintf("stepped from entry%+d: %s", int64(want.Rip-entry), strings.Join(diff, ", "))
 }
 
-// shapeTactics is the tactic each victim exists for, as shapes_test.go
+// boundaryTactics is the tactic each victim exists for, as shapes_test.go
 // lists them.
-var shapeTactics = map[string]string{
+var boundaryTactics = map[string]string{
 	"leafRet": "entry-jump", "leafZero": "punned-jump", "leafInc": "punned-jump", "leafField": "prefixed-jump",
 	"standard": "punned-jump", "mediumFrame": "entry-jump", "hugeFrame": "prefixed-jump",
 	"hugeFrameHigh": "past-scratch", "nopFirst": "past-nop", "pushFirst": "past-push-rbp", "Add": "punned-jump",
@@ -502,13 +502,13 @@ func TestBoundaryStops(t *testing.T) {
 	for _, v := range c.victims {
 		c.learn(v)
 		tactics[v.tactic] = true
-		if want := shapeTactics[v.name]; want != v.tactic {
+		if want := boundaryTactics[v.name]; want != v.tactic {
 			t.Logf("%s: tactic %s, shapes_test.go expects %s (layout or toolchain): testing it as %s", v.name, v.tactic, want, v.tactic)
 		}
 		t.Logf("%s @%#x %s: patch [+%d,+%d) % x over % x, boundaries %v",
 			v.name, v.entry, v.tactic, v.off, v.end, v.patched[v.off:v.end], v.orig[v.off:v.end], v.boundaries)
 		for _, b := range v.boundaries {
-			check := func(what string, o outcome, want ...string) {
+			check := func(what string, o stopOutcome, want ...string) {
 				t.Helper()
 				trials++
 				for _, w := range want {

@@ -52,12 +52,12 @@ const (
 	// odWindow is how much text from the entry the linear pass sees: an
 	// instruction starting before the patch's end (at most +17) ends
 	// within it.
-	odWindow = 32
-	maxInst  = 15 // the longest x86 instruction, and objdump's limit
+	odWindow  = 32
+	odMaxInst = 15 // the longest x86 instruction, and objdump's limit
 	// Slots: a window, then filler longer than an instruction starting in
 	// the window's last byte.
-	sweepSlot = odWindow + maxInst + 1
-	querySlot = 2 * (maxInst + 1)
+	odSweepSlot = odWindow + odMaxInst + 1
+	odQuerySlot = 2 * (odMaxInst + 1)
 	// odBase is the address objdump gives the first slot.
 	odBase = 0x1_0000_0000
 )
@@ -117,9 +117,9 @@ func objdumpRun(bin, dir, name string, data []byte, visit func(off int, in odIns
 	return scanErr
 }
 
-// filler returns n bytes that end every instruction begun before them at
+// odFiller returns n bytes that end every instruction begun before them at
 // their end: n-1 ds prefixes, then a nop.
-func filler(n int) []byte { return append(bytes.Repeat([]byte{0x3e}, n-1), 0x90) }
+func odFiller(n int) []byte { return append(bytes.Repeat([]byte{0x3e}, n-1), 0x90) }
 
 // objdumpCheck checks every case with objdump. It returns, per case, what
 // objdump disagrees with (nil when nothing), and an error when the check
@@ -139,19 +139,19 @@ func objdumpCheck(bin, dir string, cases []odCase) (errs []error, boundaries int
 	}
 
 	// Pass 1: the original code, linearly from each entry.
-	sweep := make([]byte, 0, len(cases)*sweepSlot)
+	sweep := make([]byte, 0, len(cases)*odSweepSlot)
 	for i, c := range cases {
-		if len(c.text) < odWindow || c.end() > odWindow-maxInst || c.off < 0 || len(c.patch) == 0 {
+		if len(c.text) < odWindow || c.end() > odWindow-odMaxInst || c.off < 0 || len(c.patch) == 0 {
 			return nil, 0, fmt.Errorf("case %d (%s): patch [+%d,+%d) with %d bytes of text does not fit the %d-byte window", i, c.name, c.off, c.end(), len(c.text), odWindow)
 		}
-		sweep = append(append(sweep, c.text[:odWindow]...), filler(sweepSlot-odWindow)...)
+		sweep = append(append(sweep, c.text[:odWindow]...), odFiller(odSweepSlot-odWindow)...)
 	}
 	starts := make([][]odInst, len(cases)) // per case: instruction at each offset < end, by offset
 	for i, c := range cases {
 		starts[i] = make([]odInst, c.end())
 	}
 	err = objdumpRun(bin, dir, "sweep.bin", sweep, func(off int, in odInst) {
-		i, at := off/sweepSlot, off%sweepSlot
+		i, at := off/odSweepSlot, off%odSweepSlot
 		if at < len(starts[i]) {
 			starts[i][at] = in
 		}
@@ -192,8 +192,8 @@ func objdumpCheck(bin, dir string, cases []odCase) (errs []error, boundaries int
 		c := cases[q.i]
 		img := bytes.Clone(c.text[:odWindow])
 		copy(img[c.off:], c.patch)
-		orig = append(append(orig, c.text[q.at:q.at+maxInst]...), filler(querySlot-maxInst)...)
-		patched = append(append(patched, img[q.at:q.at+maxInst]...), filler(querySlot-maxInst)...)
+		orig = append(append(orig, c.text[q.at:q.at+odMaxInst]...), odFiller(odQuerySlot-odMaxInst)...)
+		patched = append(append(patched, img[q.at:q.at+odMaxInst]...), odFiller(odQuerySlot-odMaxInst)...)
 	}
 	decoded := [2][]odInst{make([]odInst, len(queries)), make([]odInst, len(queries))}
 	var wg sync.WaitGroup
@@ -203,8 +203,8 @@ func objdumpCheck(bin, dir string, cases []odCase) (errs []error, boundaries int
 		go func() {
 			defer wg.Done()
 			runErr[k] = objdumpRun(bin, dir, fmt.Sprintf("query%d.bin", k), data, func(off int, in odInst) {
-				if off%querySlot == 0 {
-					decoded[k][off/querySlot] = in
+				if off%odQuerySlot == 0 {
+					decoded[k][off/odQuerySlot] = in
 				}
 			})
 		}()
@@ -220,7 +220,7 @@ func objdumpCheck(bin, dir string, cases []odCase) (errs []error, boundaries int
 			return nil, 0, fmt.Errorf("pass 2 lost instruction sync at query %d (%s +%d)", n, c.name, q.at)
 		}
 		if q.jmp {
-			if err := checkObjdumpJump(c, p, odBase+uint64(n*querySlot)); err != nil {
+			if err := checkObjdumpJump(c, p, odBase+uint64(n*odQuerySlot)); err != nil {
 				fail(q.i, "%v", err)
 			}
 			continue
@@ -274,8 +274,8 @@ func objdumpPath(t *testing.T) string {
 	return bin
 }
 
-// elfText returns a reader of a binary's executable bytes by address.
-func elfText(t *testing.T, path string) func(addr uint64, n int) []byte {
+// odElfText returns a reader of a binary's executable bytes by address.
+func odElfText(t *testing.T, path string) func(addr uint64, n int) []byte {
 	t.Helper()
 	f, err := elf.Open(path)
 	if err != nil {
@@ -325,7 +325,7 @@ func TestScanCompileObjdump(t *testing.T) {
 		t.Fatal(err)
 	}
 	scanned := time.Since(start)
-	text := elfText(t, path)
+	text := odElfText(t, path)
 
 	var cases []odCase
 	const controls = 25 // of each kind
