@@ -62,7 +62,7 @@ func (t Tactic) String() string {
 	case PastScratch:
 		return "past-scratch"
 	}
-	return fmt.Sprintf("tactic(%d)", uint8(t))
+	return cTacticString(t)
 }
 
 // Tactics lists every tactic in the order they are tried.
@@ -117,7 +117,7 @@ func decodeAll(f Func, isMorestack func(uintptr) bool) (*prologue, error) {
 	p := &prologue{fn: f, start: map[int]int{}, restart: -1, isMorestack: isMorestack}
 	code := f.code()
 	for off := 0; off < len(code); {
-		in, err := x86asm.Decode(code[off:], 64)
+		in, err := decodeInst(code[off:])
 		// x86asm reports a truncated or lone-prefix instruction as a
 		// one-byte Inst with no opcode and no error.
 		if err == nil && (in.Len == 0 || in.Op == 0) {
@@ -153,7 +153,7 @@ const maxInstLen = 15
 func stable(b []byte, in x86asm.Inst) bool {
 	for _, fill := range []byte{0x00, 0xCC, 0xFF} {
 		buf := append(append(make([]byte, 0, len(b)+maxInstLen), b...), bytes.Repeat([]byte{fill}, maxInstLen)...)
-		again, err := x86asm.Decode(buf, 64)
+		again, err := decodeInst(buf)
 		if err != nil || again.Len != in.Len || again.Op != in.Op || again.Args != in.Args || again.Prefix != in.Prefix {
 			return false
 		}

@@ -208,12 +208,12 @@ func Verify(f Func, p *Patch) error {
 	img := append(append([]byte{}, f.Bytes...), make([]byte, 16)...)
 	copy(img[p.Offset:], p.Bytes)
 	for off := 0; off < len(code); {
-		orig, err := x86asm.Decode(code[off:], 64)
+		orig, err := decodeInst(code[off:])
 		if err != nil {
 			return fmt.Errorf("original code at +%d: %v", off, err)
 		}
 		if off > p.Offset && off < end {
-			got, err := x86asm.Decode(img[off:], 64)
+			got, err := decodeInst(img[off:])
 			if err != nil || got.Len != orig.Len || !bytes.Equal(img[off:off+orig.Len], code[off:off+orig.Len]) || got.String() != orig.String() {
 				return fmt.Errorf("boundary +%d: patched bytes decode as %v, original %v", off, got, orig)
 			}
