@@ -1,0 +1,278 @@
+// Command seed replays the case Switchboard grew from: a C function `one`
+// (push rbp; mov rbp,rsp; mov eax,0x2a; pop rbp; ret) called in a loop by
+// four pthreads, redirected over and over to replacements in a shared
+// object loaded with dlopen more than 2 GiB away, and back. Every result
+// is checked; the program exits 1 on any wrong one. It then patches a C++
+// method found by its demangled name, and shows the refusal of a function
+// a stripped object keeps no symbol for.
+//
+//	go run ./testdata/seed [-duration 3s] [-workers 4]
+//
+// It needs cgo and gcc (g++ for the C++ part), which also builds the
+// replacement library at start.
+package main
+
+/*
+#cgo CFLAGS: -O0 -fno-omit-frame-pointer
+#cgo CXXFLAGS: -O2
+#cgo LDFLAGS: -ldl -lpthread
+#include <dlfcn.h>
+#include <stdlib.h>
+#include "seed.h"
+*/
+import "C"
+
+import (
+	_ "embed"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/switchboard-go/switchboard/registry"
+)
+
+//go:embed solib/repl.c
+var replSource string
+
+func main() {
+	duration := flag.Duration("duration", 3*time.Second, "how long to flip the patch")
+	workers := flag.Int("workers", 4, "pthreads calling one()")
+	flag.Parse()
+	if err := run(*duration, *workers); err != nil {
+		fmt.Println("FAIL:", err)
+		os.Exit(1)
+	}
+	fmt.Println("OK")
+}
+
+// library builds solib/repl.c into a shared object, stripped or not.
+func library(dir, name string, stripped bool) (string, error) {
+	src := filepath.Join(dir, "repl.c")
+	if err := os.WriteFile(src, []byte(replSource), 0o644); err != nil {
+		return "", err
+	}
+	cc := os.Getenv("CC")
+	if cc == "" {
+		cc = "gcc"
+	}
+	out := filepath.Join(dir, name)
+	args := []string{"-shared", "-fPIC", "-O0", "-fcf-protection=none", "-o", out, src}
+	if stripped {
+		args = append(args, "-s")
+	}
+	if b, err := exec.Command(cc, args...).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("%s %v: %v\n%s", cc, args, err, b)
+	}
+	return out, nil
+}
+
+type lib struct {
+	path string
+	h    unsafe.Pointer
+}
+
+func open(path string) (*lib, error) {
+	p := C.CString(path)
+	defer C.free(unsafe.Pointer(p))
+	h := C.dlopen(p, C.RTLD_NOW|C.RTLD_LOCAL)
+	if h == nil {
+		return nil, fmt.Errorf("dlopen %s: %s", path, C.GoString(C.dlerror()))
+	}
+	return &lib{path, h}, nil
+}
+
+func (l *lib) sym(name string) unsafe.Pointer {
+	p := C.CString(name)
+	defer C.free(unsafe.Pointer(p))
+	s := C.dlsym(l.h, p)
+	if s == nil {
+		panic(fmt.Sprintf("dlsym %s in %s: %s", name, l.path, C.GoString(C.dlerror())))
+	}
+	return s
+}
+
+func run(duration time.Duration, workers int) error {
+	dir, err := os.MkdirTemp("", "switchboard-seed")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	full, err := library(dir, "repl.so", false)
+	if err != nil {
+		return err
+	}
+	stripped, err := library(dir, "repl-stripped.so", true)
+	if err != nil {
+		return err
+	}
+	repl, err := open(full)
+	if err != nil {
+		return err
+	}
+
+	one := C.one_addr()
+	code := unsafe.Slice((*byte)(one), 11)
+	fmt.Printf("one: %p (16k+%d), bytes % x\n", one, uintptr(one)%16, code)
+	if want := "\x55\x48\x89\xe5\xb8\x2a\x00\x00\x00\x5d\xc3"; string(code) != want {
+		return fmt.Errorf("one's bytes are not the seed's: % x", code)
+	}
+	seven, thirteen, wrapped := repl.sym("seven"), repl.sym("thirteen"), repl.sym("wrapped")
+	d := int64(uintptr(seven)) - int64(uintptr(one))
+	fmt.Printf("repl.so: seven at %p, %#x bytes (%.1f GiB) from one\n", seven, d, float64(d)/(1<<30))
+	if d > -(1<<31) && d < 1<<31 {
+		return fmt.Errorf("the replacement is within rel32 reach of one: the seed's case needs it far")
+	}
+
+	orig, err := registry.OriginalC(one)
+	if err != nil {
+		return err
+	}
+	C.call_setter(repl.sym("set_orig"), orig)
+	if got := C.call_int_fn(orig); got != 42 {
+		return fmt.Errorf("the original through its trampoline returned %d", got)
+	}
+
+	// The storm: pthreads and a goroutine (C on the g0 stack) call one
+	// while the patch is set, retargeted, wrapped and reset in a loop.
+	if n := C.start_workers(C.int(workers)); int(n) != workers {
+		return fmt.Errorf("started %d of %d pthreads", n, workers)
+	}
+	var stop atomic.Bool
+	var goCalls, goWrong atomic.Int64
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for !stop.Load() {
+			switch C.call_one() {
+			case 42, 7, 13, 43:
+			default:
+				goWrong.Add(1)
+			}
+			goCalls.Add(1)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for !stop.Load() {
+			runtime.GC()
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	flips := 0
+	var flipErr error
+	for start := time.Now(); time.Since(start) < duration && flipErr == nil; flips++ {
+		flipErr = registry.SetC(one, seven)
+		if flips == 0 {
+			for _, r := range registry.List() {
+				fmt.Println("patch:", r)
+			}
+		}
+		flipErr = errors.Join(flipErr,
+			registry.SetC(one, thirteen),
+			registry.SetC(one, wrapped),
+			registry.ResetC(one),
+		)
+	}
+	c := C.stop_workers()
+	stop.Store(true)
+	wg.Wait()
+	calls := c.orig + c.seven + c.thirteen + c.wrapped + c.wrong
+	fmt.Printf("storm: %d pthreads and a goroutine for %v: %d flips, %d calls (original %d, seven %d, thirteen %d, wrapped %d), %d goroutine calls, wrong %d\n",
+		workers, duration, flips, calls, c.orig, c.seven, c.thirteen, c.wrapped, goCalls.Load(), int64(c.wrong)+goWrong.Load())
+	switch {
+	case flipErr != nil:
+		return flipErr
+	case c.wrong != 0 || goWrong.Load() != 0:
+		return fmt.Errorf("%d wrong results (last %d)", int64(c.wrong)+goWrong.Load(), c.last_wrong)
+	case c.orig == 0 || c.seven+c.thirteen+c.wrapped == 0:
+		return fmt.Errorf("the storm never saw both the original and a replacement")
+	}
+	if got := C.call_one(); got != 42 {
+		return fmt.Errorf("after ResetC one() = %d", got)
+	}
+
+	// C++: a method by its demangled name.
+	const method = "shop::Price::get(int) const"
+	get, err := registry.LookupSymbol(method)
+	if err != nil {
+		return err
+	}
+	before := C.price_get(10, 3)
+	if err := registry.SetC(get, repl.sym("discount")); err != nil {
+		return err
+	}
+	patched := C.price_get(10, 3)
+	if err := registry.ResetC(get); err != nil {
+		return err
+	}
+	after := C.price_get(10, 3)
+	fmt.Printf("c++: %s at %p: price_get(10, 3) = %d, patched %d, reset %d\n", method, get, before, patched, after)
+	if before != 3010 || patched != 3009 || after != 3010 {
+		return fmt.Errorf("the C++ patch did not take effect as expected")
+	}
+
+	bare, err := open(stripped)
+	if err != nil {
+		return err
+	}
+	return refusals(one, repl, bare)
+}
+
+// refusals checks that every bad SetC is refused with its sentinel and
+// changes neither one's code, nor List, nor what one returns.
+func refusals(one unsafe.Pointer, repl, bare *lib) error {
+	if err := registry.SetC(one, repl.sym("seven")); err != nil {
+		return err
+	}
+	defer registry.ResetC(one)
+	cases := []struct {
+		name string
+		err  error
+		want error
+	}{
+		{"impl nil", registry.SetC(one, nil), registry.ErrNil},
+		{"impl is Go code", registry.SetC(one, reflect.ValueOf(run).UnsafePointer()), registry.ErrNotFunc},
+		{"fn inside one", registry.SetC(unsafe.Add(one, 4), repl.sym("thirteen")), registry.ErrNotEntry},
+		{"cycle seven -> one -> seven", registry.SetC(repl.sym("seven"), one), registry.ErrCycle},
+		{"one at 16k+2", registry.SetC(C.one_at2_addr(), repl.sym("seven")), registry.ErrUnpatchable},
+		{"cgo glue", registry.SetC(mustLookup("x_cgo_init"), repl.sym("seven")), registry.ErrProtected},
+		{"static function of a stripped .so", registry.SetC(C.call_ptr_fn(bare.sym("hidden_addr")), repl.sym("seven")), registry.ErrNoSymbols},
+		{"no such symbol", lookupErr("shop::Price::nope(int) const"), registry.ErrSymbolNotFound},
+	}
+	code := string(unsafe.Slice((*byte)(one), 11))
+	list := fmt.Sprint(registry.List())
+	for _, c := range cases {
+		fmt.Printf("refused, %s: %v\n", c.name, c.err)
+		var re *registry.Error
+		if !errors.Is(c.err, c.want) || !errors.As(c.err, &re) {
+			return fmt.Errorf("%s: got %v, want a *registry.Error wrapping %v", c.name, c.err, c.want)
+		}
+	}
+	if string(unsafe.Slice((*byte)(one), 11)) != code || fmt.Sprint(registry.List()) != list || C.call_one() != 7 {
+		return fmt.Errorf("a refused call changed one's code, List or behaviour")
+	}
+	return nil
+}
+
+func mustLookup(name string) unsafe.Pointer {
+	p, err := registry.LookupSymbol(name)
+	if err != nil {
+		panic(err)
+	}
+	return p
+}
+
+func lookupErr(name string) error {
+	_, err := registry.LookupSymbol(name)
+	return err
+}
