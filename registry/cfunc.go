@@ -201,11 +201,6 @@ func (rec *crecord) plan() (*dispatch.CPatch, error) {
 	return p, nil
 }
 
-// cProtected are the prefixes of the C functions the Go runtime's cgo
-// glue and the C start-up code are made of: patching them would redirect
-// the runtime's own calls.
-var cProtected = []string{"_cgo_", "x_cgo_", "crosscall", "_start", "_init", "_fini", "__libc_", "_dl_"}
-
 // lookupC validates the C code pointer fn and returns its record, creating
 // it on first use.
 func lookupC(op string, fn unsafe.Pointer) (*crecord, error) {
@@ -231,10 +226,8 @@ func lookupC(op string, fn unsafe.Pointer) (*crecord, error) {
 		return fail(fmt.Sprintf("%#x", pc), because(ErrNotEntry, "%v", err))
 	}
 	name := unwind.Demangle(f.Name)
-	for _, p := range cProtected {
-		if strings.HasPrefix(f.Name, p) {
-			return fail(name, because(ErrProtected, "%s is C start-up code or the Go runtime's cgo glue", f.Name))
-		}
+	if unwind.CRuntime(f.Name) {
+		return fail(name, because(ErrProtected, "%s is C start-up code or the Go runtime's cgo glue", f.Name))
 	}
 	live := unsafe.Slice((*byte)(fn), f.Room())
 	code := slices.Clone(live[:f.Size])

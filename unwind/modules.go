@@ -309,3 +309,19 @@ func Executable(pc uintptr) bool {
 	}
 	return false
 }
+
+// cRuntime are the prefixes of the C functions that the C start-up code,
+// the dynamic loader and the Go runtime's cgo glue are made of.
+var cRuntime = []string{"_cgo_", "x_cgo_", "crosscall", "_start", "_init", "_fini", "__libc_", "_dl_"}
+
+// CRuntime reports whether the C symbol name belongs to the C start-up
+// code or the Go runtime's cgo glue: patching it would redirect the
+// runtime's own calls.
+func CRuntime(name string) bool {
+	for _, p := range cRuntime {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}
