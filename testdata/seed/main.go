@@ -1,8 +1,9 @@
 // Command seed replays the case Switchboard grew from: a C function `one`
-// (push rbp; mov rbp,rsp; mov eax,0x2a; pop rbp; ret) called in a loop by
-// four pthreads, redirected over and over to replacements in a shared
-// object loaded with dlopen more than 2 GiB away, and back. Every result
-// is checked; the program exits 1 on any wrong one. It then patches a C++
+// (push rbp; mov rbp,rsp; mov eax,0x2a; pop rbp; ret) is called in a loop
+// by four pthreads and by C on a goroutine's g0 stack, while the garbage
+// collector and the CPU profiler run, and is redirected over and over to
+// replacements in a shared object loaded with dlopen more than 2 GiB away,
+// and back. Every result is checked; the program exits 1 on any wrong one. It then patches a C++
 // method found by its demangled name, and shows the refusal of a function
 // a stripped object keeps no symbol for.
 //
@@ -27,11 +28,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -146,6 +149,11 @@ func run(duration time.Duration, workers int) error {
 	if n := C.start_workers(C.int(workers)); int(n) != workers {
 		return fmt.Errorf("started %d of %d pthreads", n, workers)
 	}
+	// The CPU profiler's SIGPROF lands on every thread, pthreads included,
+	// wherever it is: in one, in a relay site, in cdispatcher.
+	if err := pprof.StartCPUProfile(io.Discard); err != nil {
+		return err
+	}
 	var stop atomic.Bool
 	var goCalls, goWrong atomic.Int64
 	var wg sync.WaitGroup
@@ -186,6 +194,7 @@ func run(duration time.Duration, workers int) error {
 	c := C.stop_workers()
 	stop.Store(true)
 	wg.Wait()
+	pprof.StopCPUProfile()
 	calls := c.orig + c.seven + c.thirteen + c.wrapped + c.wrong
 	fmt.Printf("storm: %d pthreads and a goroutine for %v: %d flips, %d calls (original %d, seven %d, thirteen %d, wrapped %d), %d goroutine calls, wrong %d\n",
 		workers, duration, flips, calls, c.orig, c.seven, c.thirteen, c.wrapped, goCalls.Load(), int64(c.wrong)+goWrong.Load())
