@@ -229,6 +229,13 @@ func lookupC(op string, fn unsafe.Pointer) (*crecord, error) {
 	if unwind.CRuntime(f.Name) {
 		return fail(name, because(ErrProtected, "%s is C start-up code or the Go runtime's cgo glue", f.Name))
 	}
+	copies, _, err := unwind.CInlined(mod.Path, f.Name)
+	if err != nil {
+		return fail(name, because(ErrInlined, "cannot tell whether it was inlined: %v", err))
+	}
+	if len(copies) > 0 {
+		return fail(name, because(ErrInlined, "the compiler copied it into %s, whose calls a patch would miss", strings.Join(copies, ", ")))
+	}
 	live := unsafe.Slice((*byte)(fn), f.Room())
 	code := slices.Clone(live[:f.Size])
 	rec := &crecord{

@@ -148,7 +148,7 @@ func scanImage(im *unwind.Image, space *dispatch.Simulated, disp, callDisp uintp
 		}
 		scan := scanFunc
 		if !f.Go {
-			scan = scanCFunc
+			scan = func(pl *dispatch.Planner, f dispatch.Func) (scanResult, error) { return scanCFunc(pl, f, im.Path) }
 		}
 		r, err := scan(pl, dispatch.Func{Name: f.Name, Entry: f.Entry, Size: f.Size, Bytes: b})
 		if err != nil {

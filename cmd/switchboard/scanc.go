@@ -4,24 +4,37 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/switchboard-go/switchboard/dispatch"
 	"github.com/switchboard-go/switchboard/unwind"
 )
 
-// reasonCRuntime is the scan's refusal of the C functions registry.SetC
-// refuses by name (ErrProtected): start-up code and the cgo glue.
-const reasonCRuntime dispatch.Reason = "c-runtime"
+// The scan's refusals of C functions that registry.SetC refuses before
+// planning: start-up code and the cgo glue (ErrProtected), and functions
+// the compiler copied into callers (ErrInlined).
+const (
+	reasonCRuntime dispatch.Reason = "c-runtime"
+	reasonCInlined dispatch.Reason = "c-inlined"
+)
 
 // scanCFunc plans one C function (a symbol outside the Go function table)
-// with the rules registry.SetC applies: the runtime's C glue is refused,
-// only int3/nop padding counts as room, and the System V planner decides.
-func scanCFunc(pl *dispatch.Planner, f dispatch.Func) (scanResult, error) {
+// with the rules registry.SetC applies: the runtime's C glue and functions
+// with inlined or cloned copies are refused, only int3/nop padding counts
+// as room, and the System V planner decides.
+func scanCFunc(pl *dispatch.Planner, f dispatch.Func, path string) (scanResult, error) {
+	refuse := func(r dispatch.Reason, detail string) (scanResult, error) {
+		return scanResult{fn: f, refusal: &dispatch.RefusalError{Func: f.Name, Entry: f.Entry, Reason: r, Detail: detail, Err: dispatch.ErrUnpatchable}}, nil
+	}
 	if unwind.CRuntime(f.Name) {
-		return scanResult{fn: f, refusal: &dispatch.RefusalError{
-			Func: f.Name, Entry: f.Entry, Reason: reasonCRuntime,
-			Detail: "C start-up code or the Go runtime's cgo glue", Err: dispatch.ErrUnpatchable,
-		}}, nil
+		return refuse(reasonCRuntime, "C start-up code or the Go runtime's cgo glue")
+	}
+	copies, _, err := unwind.CInlined(path, f.Name)
+	if err != nil {
+		return refuse(reasonCInlined, fmt.Sprintf("cannot tell whether it was inlined: %v", err))
+	}
+	if len(copies) > 0 {
+		return refuse(reasonCInlined, "copied into "+strings.Join(copies, ", "))
 	}
 	if f.Size < len(f.Bytes) {
 		f.Bytes = f.Bytes[:f.Size+dispatch.CPadding(f.Bytes[f.Size:])]

@@ -14,7 +14,8 @@ import (
 // its C functions get the verdicts registry.SetC gives them in the live
 // process (TestSeed in package registry): `one` at 16k+6 patchable past
 // its frame setup, the same bytes at 16k+2 refused for want of an aligned
-// quadword, the cgo glue refused, the C++ method patchable at its entry.
+// quadword, the cgo glue and a function inlined into a caller refused, the
+// C++ method patchable at its entry.
 // Before the scan used the C rules it planned C functions with Go's.
 func TestScanCFunctions(t *testing.T) {
 	if testing.Short() {
@@ -40,6 +41,7 @@ func TestScanCFunctions(t *testing.T) {
 		"one":                   "past-frame",
 		"one_at2":               "quadword",
 		"x_cgo_init":            "c-runtime",
+		"inlined_one":           "c-inlined",
 		"_ZNK4shop5Price3getEi": "entry-jump",
 	}
 	for _, r := range rep.results {

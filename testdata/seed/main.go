@@ -185,11 +185,15 @@ func run(duration time.Duration, workers int) error {
 				fmt.Println("patch:", r)
 			}
 		}
-		flipErr = errors.Join(flipErr,
-			registry.SetC(one, thirteen),
-			registry.SetC(one, wrapped),
-			registry.ResetC(one),
-		)
+		// Retargets are one pointer store: hold each target a moment so
+		// that the callers see all of them.
+		time.Sleep(100 * time.Microsecond)
+		flipErr = errors.Join(flipErr, registry.SetC(one, thirteen))
+		time.Sleep(100 * time.Microsecond)
+		flipErr = errors.Join(flipErr, registry.SetC(one, wrapped))
+		time.Sleep(100 * time.Microsecond)
+		flipErr = errors.Join(flipErr, registry.ResetC(one))
+		time.Sleep(100 * time.Microsecond)
 	}
 	c := C.stop_workers()
 	stop.Store(true)
@@ -203,8 +207,8 @@ func run(duration time.Duration, workers int) error {
 		return flipErr
 	case c.wrong != 0 || goWrong.Load() != 0:
 		return fmt.Errorf("%d wrong results (last %d)", int64(c.wrong)+goWrong.Load(), c.last_wrong)
-	case c.orig == 0 || c.seven+c.thirteen+c.wrapped == 0:
-		return fmt.Errorf("the storm never saw both the original and a replacement")
+	case c.orig == 0 || c.seven == 0 || c.thirteen == 0 || c.wrapped == 0:
+		return fmt.Errorf("the storm did not see the original and every replacement")
 	}
 	if got := C.call_one(); got != 42 {
 		return fmt.Errorf("after ResetC one() = %d", got)
@@ -254,6 +258,8 @@ func refusals(one unsafe.Pointer, repl, bare *lib) error {
 		{"fn inside one", registry.SetC(unsafe.Add(one, 4), repl.sym("thirteen")), registry.ErrNotEntry},
 		{"cycle seven -> one -> seven", registry.SetC(repl.sym("seven"), one), registry.ErrCycle},
 		{"one at 16k+2", registry.SetC(C.one_at2_addr(), repl.sym("seven")), registry.ErrUnpatchable},
+		{"inlined into use_inlined", registry.SetC(C.inlined_one_addr(), repl.sym("seven")), registry.ErrInlined},
+		{"C++ method inlined into price_total", registry.SetC(mustLookup("shop::Price::total(int) const"), repl.sym("seven")), registry.ErrInlined},
 		{"cgo glue", registry.SetC(mustLookup("x_cgo_init"), repl.sym("seven")), registry.ErrProtected},
 		{"static function of a stripped .so", registry.SetC(C.call_ptr_fn(bare.sym("hidden_addr")), repl.sym("seven")), registry.ErrNoSymbols},
 		{"no such symbol", lookupErr("shop::Price::nope(int) const"), registry.ErrSymbolNotFound},

@@ -29,6 +29,13 @@ SEED_NOCF int one_at2(void) { return 42; }
 
 void *one_at2_addr(void) { return (void *)one_at2; }
 
+// A function the compiler inlined into a caller (always_inline works at
+// -O0 too) and also emitted out of line, because its address is taken:
+// patching the out-of-line copy would miss use_inlined's calls. Refused.
+static inline __attribute__((always_inline)) int inlined_one(void) { return 42; }
+int use_inlined(void) { return inlined_one() + 1; }
+void *inlined_one_addr(void) { return (void *)inlined_one; }
+
 static volatile int stop;
 static pthread_t threads[MAX_WORKERS];
 static struct counts counts[MAX_WORKERS];

@@ -13,6 +13,7 @@ struct counts stop_workers(void);
 int call_one(void);
 void *one_addr(void);
 void *one_at2_addr(void);
+void *inlined_one_addr(void);
 void call_setter(void *setter, void *p);
 int call_int_fn(void *fn);
 void *call_ptr_fn(void *fn);
