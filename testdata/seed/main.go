@@ -234,6 +234,32 @@ func run(duration time.Duration, workers int) error {
 		return fmt.Errorf("the C++ patch did not take effect as expected")
 	}
 
+	// A function inside the shared object, called from inside it.
+	answer, callAnswer := repl.sym("lib_answer"), repl.sym("call_lib_answer")
+	origAnswer, err := registry.OriginalC(answer)
+	if err != nil {
+		return err
+	}
+	if err := registry.SetC(answer, thirteen); err != nil {
+		return err
+	}
+	patchedAnswer, origAnswerNow := C.call_int_fn(callAnswer), C.call_int_fn(origAnswer)
+	if err := registry.ResetC(answer); err != nil {
+		return err
+	}
+	resetAnswer := C.call_int_fn(callAnswer)
+	site := "?"
+	for _, r := range registry.List() {
+		if r.Entry == uintptr(answer) {
+			site = fmt.Sprintf("%s, site %#x", r.Tactic, r.Site)
+		}
+	}
+	fmt.Printf("repl.so: lib_answer at %p (%s): 5, patched %d (original through its trampoline %d), reset %d\n",
+		answer, site, patchedAnswer, origAnswerNow, resetAnswer)
+	if patchedAnswer != 13 || origAnswerNow != 5 || resetAnswer != 5 {
+		return fmt.Errorf("the patch inside the shared object did not take effect as expected")
+	}
+
 	bare, err := open(stripped)
 	if err != nil {
 		return err

@@ -15,3 +15,8 @@ int discount(const int *self, int qty) { return qty * 1000 + *self - 1; }
 // for it.
 static int hidden(void) { return 99; }
 void *hidden_addr(void) { return (void *)hidden; }
+
+// lib_answer is patched inside this object: its relay site must be
+// mapped near the object, wherever the loader put it.
+__attribute__((aligned(16))) int lib_answer(void) { return 5; }
+int call_lib_answer(void) { return lib_answer(); }
