@@ -103,20 +103,44 @@ func Modules() ([]Module, error) {
 	out := mods[:0]
 	for _, m := range mods {
 		fs := firsts[m.Path]
-		f, err := elf.Open(m.Path)
-		if err != nil {
-			continue // not ELF: a mapped data file
+		key := biasKey{m.Path, fs.start, fs.off}
+		b, ok := biasCache.Load(key)
+		if !ok {
+			b = biasOf(m.Path, fs.start, fs.off)
+			biasCache.Store(key, b)
 		}
-		for _, p := range f.Progs {
-			if p.Type == elf.PT_LOAD && uint64(fs.off) >= p.Off&^0xfff && uint64(fs.off) < p.Off+p.Filesz {
-				m.Bias = fs.start - uintptr(p.Vaddr) + uintptr(p.Off) - fs.off
-				out = append(out, m)
-				break
-			}
+		if bias := b.(int64); bias >= 0 {
+			m.Bias = uintptr(bias)
+			out = append(out, m)
 		}
-		f.Close()
 	}
 	return out, sc.Err()
+}
+
+// biasKey is one object's first mapping: the same file mapped at the same
+// place has the same bias, so the ELF headers are read once.
+type biasKey struct {
+	path       string
+	start, off uintptr
+}
+
+var biasCache sync.Map // biasKey -> int64, -1 when not an ELF object
+
+// biasOf is the load bias of the object at path whose mapping of file
+// offset off starts at start: the PT_LOAD segment holding off says where
+// the file wants it. -1 for a file that is not ELF (a mapped data file).
+func biasOf(path string, start, off uintptr) int64 {
+	f, err := elf.Open(path)
+	if err != nil {
+		return -1
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_LOAD && uint64(off) >= p.Off&^0xfff && uint64(off) < p.Off+p.Filesz {
+			return int64(start - uintptr(p.Vaddr) + uintptr(p.Off) - off)
+		}
+	}
+	return -1
 }
 
 // Contains reports whether one of the module's mappings holds pc.

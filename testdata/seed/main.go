@@ -35,6 +35,7 @@ import (
 	"reflect"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -264,7 +265,31 @@ func run(duration time.Duration, workers int) error {
 	if err != nil {
 		return err
 	}
-	return refusals(one, repl, bare)
+	if err := refusals(one, repl, bare); err != nil {
+		return err
+	}
+	return cost(one, seven)
+}
+
+// cost prints what a patched C call costs, as a ratio to calling the
+// replacement directly in the same rounds: the median of 7 interleaved
+// rounds. A measurement, never a check: the machine may be loaded.
+func cost(one, seven unsafe.Pointer) error {
+	if err := registry.SetC(one, seven); err != nil {
+		return err
+	}
+	defer registry.ResetC(one)
+	const n = 2_000_000
+	var direct, patched []float64
+	for range 7 {
+		direct = append(direct, float64(C.ns_per_call(seven, n)))
+		patched = append(patched, float64(C.ns_per_call(one, n)))
+	}
+	slices.Sort(direct)
+	slices.Sort(patched)
+	fmt.Printf("cost: seven called directly %.2f ns/call, one patched to seven %.2f ns/call (%.2fx), medians of 7 rounds\n",
+		direct[3], patched[3], patched[3]/direct[3])
+	return nil
 }
 
 // refusals checks that every bad SetC is refused with its sentinel and

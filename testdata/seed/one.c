@@ -94,3 +94,19 @@ void *one_addr(void) { return (void *)one; }
 void call_setter(void *setter, void *p) { ((void (*)(void *))setter)(p); }
 int call_int_fn(void *fn) { return ((int (*)(void))fn)(); }
 void *call_ptr_fn(void *fn) { return ((void *(*)(void))fn)(); }
+
+#include <time.h>
+
+// ns_per_call times n calls of fn through a pointer (the loop itself is
+// built at -O0 like the rest of this file, so it adds the same to every
+// figure).
+double ns_per_call(void *fn, long n) {
+	int (*f)(void) = (int (*)(void))fn;
+	volatile int sink = 0;
+	struct timespec a, b;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	for (long i = 0; i < n; i++)
+		sink += f();
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	return ((b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec)) / n;
+}

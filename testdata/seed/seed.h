@@ -16,5 +16,6 @@ void *one_at2_addr(void);
 void *inlined_one_addr(void);
 void call_setter(void *setter, void *p);
 int call_int_fn(void *fn);
+double ns_per_call(void *fn, long n);
 void *call_ptr_fn(void *fn);
 int price_get(int base, int qty);
