@@ -145,76 +145,6 @@ func run(duration time.Duration, workers int) error {
 		return fmt.Errorf("the original through its trampoline returned %d", got)
 	}
 
-	// The storm: pthreads and a goroutine (C on the g0 stack) call one
-	// while the patch is set, retargeted, wrapped and reset in a loop.
-	if n := C.start_workers(C.int(workers)); int(n) != workers {
-		return fmt.Errorf("started %d of %d pthreads", n, workers)
-	}
-	// The CPU profiler's SIGPROF lands on every thread, pthreads included,
-	// wherever it is: in one, in a relay site, in cdispatcher.
-	if err := pprof.StartCPUProfile(io.Discard); err != nil {
-		return err
-	}
-	var stop atomic.Bool
-	var goCalls, goWrong atomic.Int64
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		for !stop.Load() {
-			switch C.call_one() {
-			case 42, 7, 13, 43:
-			default:
-				goWrong.Add(1)
-			}
-			goCalls.Add(1)
-		}
-	}()
-	go func() {
-		defer wg.Done()
-		for !stop.Load() {
-			runtime.GC()
-			time.Sleep(10 * time.Millisecond)
-		}
-	}()
-	flips := 0
-	var flipErr error
-	for start := time.Now(); time.Since(start) < duration && flipErr == nil; flips++ {
-		flipErr = registry.SetC(one, seven)
-		if flips == 0 {
-			for _, r := range registry.List() {
-				fmt.Println("patch:", r)
-			}
-		}
-		// Retargets are one pointer store: hold each target a moment so
-		// that the callers see all of them.
-		time.Sleep(100 * time.Microsecond)
-		flipErr = errors.Join(flipErr, registry.SetC(one, thirteen))
-		time.Sleep(100 * time.Microsecond)
-		flipErr = errors.Join(flipErr, registry.SetC(one, wrapped))
-		time.Sleep(100 * time.Microsecond)
-		flipErr = errors.Join(flipErr, registry.ResetC(one))
-		time.Sleep(100 * time.Microsecond)
-	}
-	c := C.stop_workers()
-	stop.Store(true)
-	wg.Wait()
-	pprof.StopCPUProfile()
-	calls := c.orig + c.seven + c.thirteen + c.wrapped + c.wrong
-	fmt.Printf("storm: %d pthreads and a goroutine for %v: %d flips, %d calls (original %d, seven %d, thirteen %d, wrapped %d), %d goroutine calls, wrong %d\n",
-		workers, duration, flips, calls, c.orig, c.seven, c.thirteen, c.wrapped, goCalls.Load(), int64(c.wrong)+goWrong.Load())
-	switch {
-	case flipErr != nil:
-		return flipErr
-	case c.wrong != 0 || goWrong.Load() != 0:
-		return fmt.Errorf("%d wrong results (last %d)", int64(c.wrong)+goWrong.Load(), c.last_wrong)
-	case c.orig == 0 || c.seven == 0 || c.thirteen == 0 || c.wrapped == 0:
-		return fmt.Errorf("the storm did not see the original and every replacement")
-	}
-	if got := C.call_one(); got != 42 {
-		return fmt.Errorf("after ResetC one() = %d", got)
-	}
-
 	// C++: a method by its demangled name.
 	const method = "shop::Price::get(int) const"
 	get, err := registry.LookupSymbol(method)
@@ -252,13 +182,94 @@ func run(duration time.Duration, workers int) error {
 	site := "?"
 	for _, r := range registry.List() {
 		if r.Entry == uintptr(answer) {
-			site = fmt.Sprintf("%s, site %#x", r.Tactic, r.Site)
+			form := "rel32"
+			if b := unsafe.Slice((*byte)(unsafe.Add(answer, int(r.Site-r.Entry))), 3); b[1] == 0xFF && b[2] == 0x15 {
+				form = "through its slot: cdispatcher is out of rel32 reach"
+			}
+			site = fmt.Sprintf("%s, site %#x calls cdispatcher %s", r.Tactic, r.Site, form)
 		}
 	}
 	fmt.Printf("repl.so: lib_answer at %p (%s): 5, patched %d (original through its trampoline %d), reset %d\n",
 		answer, site, patchedAnswer, origAnswerNow, resetAnswer)
 	if patchedAnswer != 13 || origAnswerNow != 5 || resetAnswer != 5 {
 		return fmt.Errorf("the patch inside the shared object did not take effect as expected")
+	}
+
+	// The storm: pthreads and a goroutine (C on the g0 stack) call one
+	// while the patch is set, retargeted, wrapped and reset in a loop;
+	// the pthreads also call lib_answer (from inside the .so, whose site
+	// reaches cdispatcher through its slot) and the C++ method, which are
+	// patched and reset in the same loop.
+	discount := repl.sym("discount")
+	if n := C.start_workers(C.int(workers), callAnswer); int(n) != workers {
+		return fmt.Errorf("started %d of %d pthreads", n, workers)
+	}
+	// The CPU profiler's SIGPROF lands on every thread, pthreads included,
+	// wherever it is: in one, in a relay site, in cdispatcher.
+	if err := pprof.StartCPUProfile(io.Discard); err != nil {
+		return err
+	}
+	var stop atomic.Bool
+	var goCalls, goWrong atomic.Int64
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for !stop.Load() {
+			switch C.call_one() {
+			case 42, 7, 13, 43:
+			default:
+				goWrong.Add(1)
+			}
+			goCalls.Add(1)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for !stop.Load() {
+			runtime.GC()
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	flips := 0
+	var flipErr error
+	for start := time.Now(); time.Since(start) < duration && flipErr == nil; flips++ {
+		flipErr = errors.Join(registry.SetC(one, seven), registry.SetC(answer, thirteen), registry.SetC(get, discount))
+		if flips == 0 {
+			for _, r := range registry.List() {
+				fmt.Println("patch:", r)
+			}
+		}
+		// Retargets are one pointer store: hold each target a moment so
+		// that the callers see all of them.
+		time.Sleep(100 * time.Microsecond)
+		flipErr = errors.Join(flipErr, registry.SetC(one, thirteen))
+		time.Sleep(100 * time.Microsecond)
+		flipErr = errors.Join(flipErr, registry.SetC(one, wrapped))
+		time.Sleep(100 * time.Microsecond)
+		flipErr = errors.Join(flipErr, registry.ResetC(one), registry.ResetC(answer), registry.ResetC(get))
+		time.Sleep(100 * time.Microsecond)
+	}
+	c := C.stop_workers()
+	stop.Store(true)
+	wg.Wait()
+	pprof.StopCPUProfile()
+	calls := c.orig + c.seven + c.thirteen + c.wrapped
+	fmt.Printf("storm: %d pthreads and a goroutine for %v: %d flips, %d calls of one (original %d, seven %d, thirteen %d, wrapped %d), "+
+		"lib_answer %d/%d and Price::get %d/%d (original/patched), %d goroutine calls, wrong %d\n",
+		workers, duration, flips, calls, c.orig, c.seven, c.thirteen, c.wrapped,
+		c.answer_orig, c.answer_patched, c.price_orig, c.price_patched, goCalls.Load(), int64(c.wrong)+goWrong.Load())
+	switch {
+	case flipErr != nil:
+		return flipErr
+	case c.wrong != 0 || goWrong.Load() != 0:
+		return fmt.Errorf("%d wrong results (last %d)", int64(c.wrong)+goWrong.Load(), c.last_wrong)
+	case c.orig == 0 || c.seven == 0 || c.thirteen == 0 || c.wrapped == 0 ||
+		c.answer_orig == 0 || c.answer_patched == 0 || c.price_orig == 0 || c.price_patched == 0:
+		return fmt.Errorf("the storm did not see the original and every replacement of every function")
+	}
+	if got := C.call_one(); got != 42 {
+		return fmt.Errorf("after ResetC one() = %d", got)
 	}
 
 	bare, err := open(stripped)

@@ -41,26 +41,48 @@ static pthread_t threads[MAX_WORKERS];
 static struct counts counts[MAX_WORKERS];
 static int nthreads;
 
+static int (*answer_fn)(void);
+
+static void wrong(struct counts *c, int r) {
+	c->wrong++;
+	c->last_wrong = r;
+}
+
 static void *worker(void *arg) {
 	struct counts *c = arg;
 	while (!stop) {
-		int r = one();
-		switch (r) {
-		case 42: c->orig++; break;
-		case 7: c->seven++; break;
-		case 13: c->thirteen++; break;
-		case 43: c->wrapped++; break;
-		default:
-			c->wrong++;
-			c->last_wrong = r;
+		for (int i = 0; i < 16; i++) {
+			int r = one();
+			switch (r) {
+			case 42: c->orig++; break;
+			case 7: c->seven++; break;
+			case 13: c->thirteen++; break;
+			case 43: c->wrapped++; break;
+			default: wrong(c, r);
+			}
 		}
+		int a = answer_fn();
+		if (a == 5)
+			c->answer_orig++;
+		else if (a == 13)
+			c->answer_patched++;
+		else
+			wrong(c, a);
+		int p = price_get(10, 3);
+		if (p == 3010)
+			c->price_orig++;
+		else if (p == 3009)
+			c->price_patched++;
+		else
+			wrong(c, p);
 	}
 	return 0;
 }
 
-int start_workers(int n) {
+int start_workers(int n, void *answer) {
 	stop = 0;
 	nthreads = 0;
+	answer_fn = (int (*)(void))answer;
 	memset(counts, 0, sizeof counts);
 	for (int i = 0; i < n && i < MAX_WORKERS; i++) {
 		if (pthread_create(&threads[i], 0, worker, &counts[i]) != 0)
@@ -80,6 +102,10 @@ struct counts stop_workers(void) {
 		sum.thirteen += counts[i].thirteen;
 		sum.wrapped += counts[i].wrapped;
 		sum.wrong += counts[i].wrong;
+		sum.answer_orig += counts[i].answer_orig;
+		sum.answer_patched += counts[i].answer_patched;
+		sum.price_orig += counts[i].price_orig;
+		sum.price_patched += counts[i].price_patched;
 		if (counts[i].wrong)
 			sum.last_wrong = counts[i].last_wrong;
 	}
