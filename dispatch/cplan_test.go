@@ -1,6 +1,8 @@
 package dispatch
 
 import (
+	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -104,8 +106,9 @@ func TestPlanC(t *testing.T) {
 	}
 }
 
-// checkCSite decodes a C site: [pop rbp;] call cdispatcher; jmp r11, then
-// the route pointer; the key is the call's return address.
+// checkCSite decodes a C site: [pop rbp;] call cdispatcher (rel32, or
+// through the slot at the end of the site); jmp r11; then the route
+// pointer. The key is the call's return address.
 func checkCSite(t *testing.T, p *Patch) {
 	t.Helper()
 	var ops []string
@@ -116,31 +119,30 @@ func checkCSite(t *testing.T, p *Patch) {
 			t.Fatalf("site % x: %v", p.SiteCode, err)
 		}
 		s := in.Op.String()
+		end := p.Site + uintptr(off+in.Len)
 		switch a := in.Args[0].(type) {
 		case x86asm.Rel:
-			s += fmt.Sprintf(" %#x", p.Site+uintptr(off+in.Len)+uintptr(int64(a)))
+			s += fmt.Sprintf(" %#x", end+uintptr(int64(a)))
 		case x86asm.Mem:
-			s += " [slot]"
+			slot := int(end-p.Site) + int(a.Disp)
+			if a.Base != x86asm.RIP || slot+8 > len(p.SiteCode) {
+				t.Fatalf("site % x: %v does not read a slot of the site", p.SiteCode, in)
+			}
+			s += fmt.Sprintf(" %#x", binary.LittleEndian.Uint64(p.SiteCode[slot:]))
 		case nil:
 		default:
 			s += " " + a.String()
 		}
 		ops = append(ops, s)
 		off += in.Len
-		if in.Op == x86asm.CALL && p.Key != p.Site+uintptr(off) {
-			t.Fatalf("key %#x, want the call's return address %#x", p.Key, p.Site+uintptr(off))
+		if in.Op == x86asm.CALL && p.Key != end {
+			t.Fatalf("key %#x, want the call's return address %#x", p.Key, end)
 		}
 		if in.Op == x86asm.JMP {
 			break
 		}
 	}
-	call := fmt.Sprintf("CALL %#x", switchboard.CDispatcherPC())
-	if strings.HasSuffix(hex.EncodeToString(p.SiteCode), fmt.Sprintf("%016x", 0)) {
-		// rel32 form: the route pointer is last.
-	} else {
-		call = "CALL [slot]"
-	}
-	want := []string{call, "JMP R11"}
+	want := []string{fmt.Sprintf("CALL %#x", switchboard.CDispatcherPC()), "JMP R11"}
 	if p.Tactic == PastPushRBP || p.Tactic == PastFrame {
 		want = append([]string{"POP RBP"}, want...)
 	}
@@ -149,6 +151,35 @@ func checkCSite(t *testing.T, p *Patch) {
 	}
 	if p.Key+switchboard.CSiteRouteOffset != p.Site+uintptr(off) || len(p.SiteCode)-off < 8 {
 		t.Fatalf("route pointer at +%d of % x, want right after jmp r11", off, p.SiteCode)
+	}
+}
+
+// TestCSiteFar: a C function of a shared object mapped far from the
+// executable gets a site near itself that calls cdispatcher through the
+// slot at its end; one near the executable calls it with rel32.
+func TestCSiteFar(t *testing.T) {
+	for _, tc := range []struct {
+		entry uintptr
+		far   bool
+	}{
+		{0x7f3a12345000, true},
+		{switchboard.CDispatcherPC() &^ 0xfff, false},
+	} {
+		f := cFunc(t, "lib_answer", tc.entry, "554889e5b8050000005dc3", "cccccccccc")
+		space := &Simulated{Taken: []Range{{tc.entry &^ 0xfffff, tc.entry&^0xfffff + 0x200000}}}
+		pl := NewPlanner(space, fakeDispatcher, fakeCallDispatcher)
+		cp, err := pl.PlanC(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := cp.Patch()
+		checkCSite(t, p)
+		if d := int64(p.Site) - int64(tc.entry); d < -(1<<31) || d > 1<<31 {
+			t.Fatalf("site %#x out of rel32 reach of %#x", p.Site, tc.entry)
+		}
+		if far := bytes.Contains(p.SiteCode[:3], []byte{0xFF, 0x15}); far != tc.far {
+			t.Fatalf("entry %#x: site % x, want the slot form %v", tc.entry, p.SiteCode, tc.far)
+		}
 	}
 }
 
