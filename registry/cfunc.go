@@ -33,6 +33,7 @@ type crecord struct {
 	patch   *dispatch.CPatch
 	planErr error
 	active  bool
+	ever    bool           // the patch was written once: List shows it
 	impl    unsafe.Pointer // code calls go to while active
 
 	tramp    *dispatch.Trampoline
@@ -90,7 +91,7 @@ func SetC(fn, impl unsafe.Pointer) error {
 	}
 	written, err := p.Apply(rec.entry)
 	if written {
-		rec.active, rec.impl = true, impl
+		rec.active, rec.ever, rec.impl = true, true, impl
 	} else {
 		rec.route.Store(prev)
 	}
@@ -272,8 +273,8 @@ func noCycleC(rec *crecord, code unsafe.Pointer) error {
 func listC() []Redirect {
 	var out []Redirect
 	for _, rec := range cByEntry {
-		if rec.patch == nil {
-			continue
+		if !rec.ever {
+			continue // planned for OriginalC, or refused: never patched
 		}
 		p := rec.patch.Patch()
 		r := Redirect{
