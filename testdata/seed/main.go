@@ -7,9 +7,11 @@
 // method found by its demangled name, and shows the refusal of a function
 // a stripped object keeps no symbol for.
 //
-//	go run ./testdata/seed [-duration 3s] [-workers 4]
+//	go run ./cmd/switchboard seed [-duration 3s] [-workers 4]
 //
-// It needs cgo and gcc (g++ for the C++ part), which also builds the
+// which builds it with go build and runs it (go run ./testdata/seed would
+// strip its symbol table, which SetC needs to find its C functions). It
+// needs cgo and gcc (g++ for the C++ part), which also builds the
 // replacement library at start.
 package main
 
@@ -123,6 +125,10 @@ func run(duration time.Duration, workers int) error {
 		return err
 	}
 
+	if _, err := registry.LookupSymbol("one"); err != nil {
+		return fmt.Errorf("%v\nThis binary has no symbol table (go run strips it). Run the seed with\n"+
+			"go run ./cmd/switchboard seed, or go build ./testdata/seed and run the result", err)
+	}
 	one := C.one_addr()
 	code := unsafe.Slice((*byte)(one), 11)
 	fmt.Printf("one: %p (16k+%d), bytes % x\n", one, uintptr(one)%16, code)
