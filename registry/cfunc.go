@@ -235,7 +235,7 @@ func lookupC(op string, fn unsafe.Pointer) (*crecord, error) {
 		return fail(name, because(ErrInlined, "cannot tell whether it was inlined: %v", err))
 	}
 	if len(copies) > 0 {
-		return fail(name, because(ErrInlined, "the compiler copied it into %s, whose calls a patch would miss", strings.Join(copies, ", ")))
+		return fail(name, because(ErrInlined, "into %s (inlined copies or gcc clones)", strings.Join(copies, ", ")))
 	}
 	live := unsafe.Slice((*byte)(fn), f.Room())
 	code := slices.Clone(live[:f.Size])
