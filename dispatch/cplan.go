@@ -26,7 +26,9 @@ const (
 )
 
 // CTactics lists the tactics PlanC tries, in order.
-var CTactics = []Tactic{EntryJump, PunnedJump, PrefixedJump, PastNop, PastEndbr, PastPushRBP, PastFrame}
+func CTactics() []Tactic {
+	return []Tactic{EntryJump, PunnedJump, PrefixedJump, PastNop, PastEndbr, PastPushRBP, PastFrame}
+}
 
 func cTacticString(t Tactic) string {
 	switch t {
