@@ -234,3 +234,23 @@ func TestCTrampoline(t *testing.T) {
 		t.Fatalf("trampoline %q, want %q", got, want)
 	}
 }
+
+// TestCTrampolineRefusesCall: when the patch point is a call (past-frame
+// over push rbp; mov rbp,rsp; call), the trampoline would have to copy the
+// call: refused, typed, while the patch itself is fine.
+func TestCTrampolineRefusesCall(t *testing.T) {
+	f := cFunc(t, "calls", 0x401005, "554889e5e8f0ffffff5dc3", "")
+	pl := NewPlanner(&Simulated{Taken: append([]Range(nil), image...)}, fakeDispatcher, fakeCallDispatcher)
+	cp, err := pl.PlanC(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cp.Patch().Tactic != PastFrame {
+		t.Fatalf("tactic %v, want past-frame", cp.Patch().Tactic)
+	}
+	_, err = pl.PlanCTrampoline(f, cp)
+	var re *RefusalError
+	if !errors.As(err, &re) || re.Reason != ReasonTrampoline || !errors.Is(err, ErrUnpatchable) {
+		t.Fatalf("PlanCTrampoline = %v, want a no-trampoline refusal", err)
+	}
+}
