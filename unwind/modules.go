@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // ErrNoSymbols: the object holding an address keeps no symbol for it (no
@@ -56,10 +58,10 @@ func Modules() ([]Module, error) {
 	if err != nil {
 		return nil, fmt.Errorf("unwind: %w", err)
 	}
-	var exeIno uint64
+	var exeIno, exeDev uint64
 	if st, err := os.Stat("/proc/self/exe"); err == nil {
 		if s, ok := st.Sys().(*syscall.Stat_t); ok {
-			exeIno = s.Ino
+			exeIno, exeDev = s.Ino, s.Dev
 		}
 	}
 	type first struct {
@@ -80,11 +82,13 @@ func Modules() ([]Module, error) {
 		hi, err2 := strconv.ParseUint(lohi[len(lohi)-1], 16, 64)
 		off, err3 := strconv.ParseUint(f[2], 16, 64)
 		ino, err4 := strconv.ParseUint(f[4], 10, 64)
-		if err := errors.Join(err1, err2, err3, err4); err != nil {
+		var major, minor uint64
+		_, err5 := fmt.Sscanf(f[3], "%x:%x", &major, &minor)
+		if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
 			return nil, fmt.Errorf("unwind: /proc/self/maps: %q: %w", sc.Text(), err)
 		}
 		path := strings.Join(f[5:], " ")
-		main := ino == exeIno && exeIno != 0
+		main := ino == exeIno && exeIno != 0 && unix.Mkdev(uint32(major), uint32(minor)) == exeDev
 		if main {
 			path = "/proc/self/exe"
 		}
