@@ -6,6 +6,10 @@
 // the table and returns to the site with the route's current target in R12
 // (code) and RDX (closure context); the site then jumps to R12.
 //
+// cdispatcher (cdispatch_amd64.s) is the dispatcher of C functions: their
+// sites carry a *CRoute after the site's JMP R11, and it returns the
+// route's code in R11, the one register System V leaves free at a call.
+//
 // It also holds originalEntry, the Go-code entry of the func values that
 // registry.Original returns, which jumps on to a trampoline.
 //

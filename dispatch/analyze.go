@@ -62,7 +62,7 @@ func (t Tactic) String() string {
 	case PastScratch:
 		return "past-scratch"
 	}
-	return fmt.Sprintf("tactic(%d)", uint8(t))
+	return cTacticString(t)
 }
 
 // Tactics lists every tactic in the order they are tried.

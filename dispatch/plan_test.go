@@ -143,12 +143,12 @@ func checkPatch(t *testing.T, f Func, p *Patch) {
 	copy(img[p.Offset:], p.Bytes)
 	code := f.Bytes[:f.Size]
 	for off := 0; off < len(code); {
-		orig, err := x86asm.Decode(code[off:], 64)
+		orig, err := decode(code[off:])
 		if err != nil {
 			t.Fatalf("original +%d: %v", off, err)
 		}
 		if uintptr(off) > uintptr(p.Offset) && f.Entry+uintptr(off) < end {
-			now, err := x86asm.Decode(img[off:], 64)
+			now, err := decode(img[off:])
 			if err != nil || now.Len != orig.Len || now.String() != orig.String() || string(img[off:off+orig.Len]) != string(code[off:off+orig.Len]) {
 				t.Fatalf("boundary +%d: patched %v (% x), original %v", off, now, img[off:off+orig.Len], orig)
 			}

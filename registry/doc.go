@@ -6,6 +6,10 @@
 //	err = registry.Set(pkg.Compute, func(x int) int { ... }) // retarget: one atomic pointer store
 //	err = registry.Reset(pkg.Compute)                        // original bytes back
 //
+// SetC, ResetC and OriginalC do the same for C and C++ functions (System V
+// ABI) of the executable and of loaded shared objects, given C code
+// pointers; LookupSymbol finds them by name, C++ by demangled name.
+//
 // It owns the records of patched functions and the refusal rules: every
 // error is an *Error wrapping one of the Err* sentinels, names the function
 // and the reason, and leaves the program exactly as it was. Writers are

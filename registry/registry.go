@@ -231,6 +231,7 @@ func List() []Redirect {
 		}
 		out = append(out, r)
 	}
+	out = append(out, listC()...)
 	slices.SortFunc(out, func(a, b Redirect) int { return strings.Compare(a.Func, b.Func) })
 	return out
 }

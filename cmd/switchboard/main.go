@@ -4,6 +4,7 @@
 //	switchboard demo  [-duration 20s] [-json]   hot-patch a live service under load
 //	switchboard bench [-rounds N] [-json]       dispatch overhead, as ratios to a direct call
 //	switchboard scan  [-json] [BINARY]          which functions of a binary can be patched, and how
+//	switchboard seed  [-duration 3s]            the seed's C function, flipped under pthreads (needs gcc)
 package main
 
 import (
@@ -15,6 +16,7 @@ var commands = map[string]func(args []string) error{
 	"demo":  runDemo,
 	"bench": runBench,
 	"scan":  runScan,
+	"seed":  runSeed,
 }
 
 func usage() {
@@ -24,6 +26,7 @@ commands:
   demo   hot-patch an embedded service while goroutines call it (the main job)
   bench  measure dispatch overhead as ratios to a direct call
   scan   report which functions of an ELF Go binary can be patched
+  seed   the seed's C function one, flipped under four pthreads (needs gcc)
 
 Run "switchboard <command> -h" for a command's flags.
 `)

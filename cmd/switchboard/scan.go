@@ -146,7 +146,11 @@ func scanImage(im *unwind.Image, space *dispatch.Simulated, disp, callDisp uintp
 		if err != nil {
 			return nil, fmt.Errorf("scan %s: %w", im.Path, err)
 		}
-		r, err := scanFunc(pl, dispatch.Func{Name: f.Name, Entry: f.Entry, Size: f.Size, Bytes: b})
+		scan := scanFunc
+		if !f.Go {
+			scan = func(pl *dispatch.Planner, f dispatch.Func) (scanResult, error) { return scanCFunc(pl, f, im.Path) }
+		}
+		r, err := scan(pl, dispatch.Func{Name: f.Name, Entry: f.Entry, Size: f.Size, Bytes: b})
 		if err != nil {
 			return nil, fmt.Errorf("scan %s: %w", im.Path, err)
 		}
@@ -250,7 +254,7 @@ func (rep *scanReport) totals() (tactics, reasons []scanCount, patched int) {
 			byReason[r.refusal.Reason]++
 		}
 	}
-	for _, t := range dispatch.Tactics {
+	for _, t := range allTactics() {
 		tactics = append(tactics, scanCount{t.String(), byTactic[t]})
 	}
 	for r, n := range byReason {
