@@ -52,3 +52,9 @@ func (p *Patch) Apply(unsafe.Pointer, [8]byte) (bool, error) { return false, err
 
 // Restore fails here.
 func (p *Patch) Restore(unsafe.Pointer) (bool, error) { return false, errPlatform }
+
+func (p *Patch) swap(unsafe.Pointer, [8]byte, [8]byte) (bool, error) { return false, errPlatform }
+
+func refuseErr(p *Patch, r Reason, err error) error {
+	return &RefusalError{Func: p.Name, Entry: p.Entry, Reason: r, Detail: err.Error(), Err: ErrUnsupported}
+}

@@ -11,9 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
-
-	"golang.org/x/sys/unix"
 )
 
 // ErrNoSymbols: the object holding an address keeps no symbol for it (no
@@ -58,12 +55,7 @@ func Modules() ([]Module, error) {
 	if err != nil {
 		return nil, fmt.Errorf("unwind: %w", err)
 	}
-	var exeIno, exeDev uint64
-	if st, err := os.Stat("/proc/self/exe"); err == nil {
-		if s, ok := st.Sys().(*syscall.Stat_t); ok {
-			exeIno, exeDev = s.Ino, s.Dev
-		}
-	}
+	exeIno, exeDev := exeID()
 	type first struct {
 		start, off uintptr
 	}
@@ -88,7 +80,7 @@ func Modules() ([]Module, error) {
 			return nil, fmt.Errorf("unwind: /proc/self/maps: %q: %w", sc.Text(), err)
 		}
 		path := strings.Join(f[5:], " ")
-		main := ino == exeIno && exeIno != 0 && unix.Mkdev(uint32(major), uint32(minor)) == exeDev
+		main := ino == exeIno && exeIno != 0 && mkdev(major, minor) == exeDev
 		if main {
 			path = "/proc/self/exe"
 		}
