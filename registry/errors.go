@@ -53,6 +53,18 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // because wraps a sentinel with detail, keeping it visible to errors.Is.
+// It formats nothing: refusals are built while the registry's lock is
+// held, and formatting runs only when the caller asks for Error().
 func because(sentinel error, format string, args ...any) error {
-	return fmt.Errorf("%w: %s", sentinel, fmt.Sprintf(format, args...))
+	return &detail{sentinel, format, args}
 }
+
+type detail struct {
+	sentinel error
+	format   string
+	args     []any
+}
+
+func (d *detail) Error() string { return d.sentinel.Error() + ": " + fmt.Sprintf(d.format, d.args...) }
+
+func (d *detail) Unwrap() error { return d.sentinel }

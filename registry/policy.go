@@ -1,20 +1,23 @@
 package registry
 
 import (
+	"slices"
 	"strings"
 )
 
-// protectedPkgs are packages whose functions Set refuses: the runtime and
-// what it is built on, reflect, and everything a Set itself runs (locks,
-// syscalls, the decoder and Switchboard's own packages), which a patch could
-// otherwise break half-way through its own write.
-var protectedPkgs = []string{
-	"runtime", "reflect", "sync", "sync/atomic", "syscall", "unsafe",
-	"golang.org/x/sys/unix", "golang.org/x/arch/x86/x86asm", "github.com/ianlancetaylor/demangle",
-	"github.com/switchboard-go/switchboard",
-	"github.com/switchboard-go/switchboard/dispatch",
-	"github.com/switchboard-go/switchboard/registry",
-	"github.com/switchboard-go/switchboard/unwind",
+// isDependency reports whether pkg is in Set's own dependency closure
+// (dependencies, generated), whose functions Set refuses: the runtime and what it is built on,
+// and everything Set, Reset, Original and List run (formatting, locks,
+// syscalls, ELF and DWARF reading, decompression, the decoder, Switchboard
+// itself). A patch there could break a write half-way, or run user code
+// while the registry's lock is held. Whole trees are protected by prefix
+// too (internal/, vendor/, runtime/), so toolchain versions that add
+// internal packages need no regeneration.
+//
+//go:generate go run gendeps.go
+func isDependency(pkg string) bool {
+	_, ok := slices.BinarySearch(dependencies, pkg)
+	return ok
 }
 
 // pkgPath extracts the import path from a Go symbol name:
@@ -39,10 +42,8 @@ func protected(name string) string {
 	case !strings.Contains(name, "."):
 		return "it is not Go code"
 	}
-	for _, p := range protectedPkgs {
-		if pkg == p {
-			return "package " + pkg + " is protected"
-		}
+	if isDependency(pkg) {
+		return "package " + pkg + " is one Switchboard itself runs"
 	}
 	return ""
 }

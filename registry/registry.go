@@ -286,10 +286,10 @@ func lookup[F any](op string, fn F) (*record, error) {
 		return fail("<nil>", 0, because(ErrNil, "fn is a nil interface"))
 	}
 	if t.Kind() != reflect.Func {
-		return fail(fmt.Sprintf("<%v>", t), 0, because(ErrNotFunc, "fn is a %v", t))
+		return fail("<"+t.String()+">", 0, because(ErrNotFunc, "fn is a %v", t))
 	}
 	if reflect.ValueOf(fn).IsNil() {
-		return fail(fmt.Sprintf("<nil %v>", t), 0, because(ErrNil, "fn is a nil %v", t))
+		return fail("<nil "+t.String()+">", 0, because(ErrNil, "fn is a nil %v", t))
 	}
 	fv := funcval(fn)
 	entry := *(*unsafe.Pointer)(fv)
