@@ -3,6 +3,8 @@ package registry
 import (
 	"slices"
 	"strings"
+
+	"github.com/switchboard-go/switchboard/unwind"
 )
 
 // isDependency reports whether pkg is in Set's own dependency closure
@@ -31,18 +33,28 @@ func pkgPath(name string) string {
 	return name[:slash+1+dot]
 }
 
-// protected reports why a function may not be patched, or "".
-func protected(name string) string {
-	pkg := pkgPath(name)
+// protected reports why a function may not be patched, or "". Where its
+// code comes from decides, not only its name: time.Sleep's body is the
+// runtime's (linkname), and protected as such.
+func protected(name string, entry uintptr) string {
+	if pkg, ok := unwind.StdPackage(entry); ok {
+		if why := protectedPkg(pkg); why != "" {
+			return "its code is in " + pkg + ": " + why
+		}
+	}
+	if !strings.Contains(name, ".") {
+		return "it is not Go code"
+	}
+	return protectedPkg(pkgPath(name))
+}
+
+func protectedPkg(pkg string) string {
 	switch {
 	case strings.HasPrefix(pkg, "internal/") || strings.HasPrefix(pkg, "vendor/"):
 		return "package " + pkg + " is internal to the standard library"
-	case strings.HasPrefix(pkg, "runtime/"):
+	case pkg == "runtime" || strings.HasPrefix(pkg, "runtime/"):
 		return "package " + pkg + " is part of the runtime"
-	case !strings.Contains(name, "."):
-		return "it is not Go code"
-	}
-	if isDependency(pkg) {
+	case isDependency(pkg):
 		return "package " + pkg + " is one Switchboard itself runs"
 	}
 	return ""

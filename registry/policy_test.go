@@ -2,7 +2,11 @@ package registry
 
 import (
 	"errors"
+	"reflect"
+	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestKindAndPolicy(t *testing.T) {
@@ -38,12 +42,35 @@ func TestKindAndPolicy(t *testing.T) {
 		{"github.com/switchboard-go/switchboard/cmd/switchboard.runDemo", nil, false},
 		{"example.com/my/internal/pkg.F", nil, false},
 		{"x_cgo_init", nil, true},
+		{"fmt.Errorf", nil, true},
+		{"strconv.Itoa", nil, true},
+		{"compress/flate.NewReader", nil, true},
+		{"debug/dwarf.New", nil, true},
+		{"os.Open", nil, true},
+		{"text/template.New", nil, false},
 	} {
 		if got := kind(tc.name); !errors.Is(got, tc.kind) || (got == nil) != (tc.kind == nil) {
 			t.Errorf("kind(%q) = %v, want %v", tc.name, got, tc.kind)
 		}
-		if got := protected(tc.name) != ""; got != tc.protected {
-			t.Errorf("protected(%q) = %q, want protected %v", tc.name, protected(tc.name), tc.protected)
+		if got := protected(tc.name, 0) != ""; got != tc.protected {
+			t.Errorf("protected(%q) = %q, want protected %v", tc.name, protected(tc.name, 0), tc.protected)
 		}
+	}
+}
+
+// TestProtectedByWhereCodeLives: std functions whose bodies are the
+// runtime's (//go:linkname pushes) are protected for where their code
+// comes from, whatever they are called.
+func TestProtectedByWhereCodeLives(t *testing.T) {
+	for name, fn := range map[string]any{"time.Sleep": time.Sleep, "syscall.Exit": syscall.Exit, "syscall.Getpagesize": syscall.Getpagesize} {
+		entry := reflect.ValueOf(fn).Pointer()
+		for _, as := range []string{name, "example.com/innocent.F"} {
+			if why := protected(as, entry); !strings.Contains(why, "code is in runtime") {
+				t.Errorf("%s named %s: protected = %q, want its code in runtime", name, as, why)
+			}
+		}
+	}
+	if why := protected("example.com/innocent.F", reflect.ValueOf(TestProtectedByWhereCodeLives).Pointer()); why != "" {
+		t.Errorf("a test function is protected: %s", why)
 	}
 }

@@ -3,12 +3,14 @@ package unwind
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"runtime"
 	"slices"
 	"testing"
+	"time"
 	"unsafe"
 )
 
@@ -155,6 +157,19 @@ func TestInliningPCData(t *testing.T) {
 		_, _, err = im.Inlined("main.compute")
 		if wantErr := tc.want; errors.Is(err, ErrNoInlineProof) != wantErr {
 			t.Errorf("%q: Inlined(main.compute) error %v, want ErrNoInlineProof %v", tc.flags, err, wantErr)
+		}
+	}
+}
+
+func TestStdPackage(t *testing.T) {
+	for _, tc := range []struct {
+		fn   any
+		want string
+		ok   bool
+	}{{time.Sleep, "runtime", true}, {fmt.Println, "fmt", true}, {bytes.Equal, "bytes", true}, {incr, "", false}} {
+		pc := reflect.ValueOf(tc.fn).Pointer()
+		if got, ok := StdPackage(pc); got != tc.want || ok != tc.ok {
+			t.Errorf("StdPackage(%s) = %q, %v; want %q, %v", runtime.FuncForPC(pc).Name(), got, ok, tc.want, tc.ok)
 		}
 	}
 }
