@@ -60,12 +60,18 @@ func protectedPkg(pkg string) string {
 	return ""
 }
 
-// kind classifies fn by the name the compiler gave its code.
-func kind(name string) error {
+// names lists a binary's functions by name prefix (*unwind.Image).
+type names interface {
+	FuncNames(prefix string) []string
+}
+
+// kind classifies fn by the name the compiler gave its code, asking bin
+// about the other functions of the binary when the name is ambiguous.
+func kind(name string, bin names) error {
 	switch {
 	case strings.HasSuffix(name, "-fm"):
 		return ErrMethodValue
-	case isClosure(name):
+	case isClosure(name, bin):
 		return ErrClosure
 	case strings.Contains(name, "["):
 		return ErrGeneric
@@ -75,8 +81,47 @@ func kind(name string) error {
 
 // isClosure recognizes the compiler's names for function literals and the
 // wrappers of go and defer statements: outer.func1, outer.func1.2,
-// outer.gowrap1, outer.deferwrap1, outer-range1.
-func isClosure(name string) bool {
+// outer.gowrap1, outer.deferwrap1, outer-range1. A method may be named
+// like one (pkg.(*T).func1, pkg.T.func1): a closure's outer function is
+// in the binary, or is a method or closure itself; a method's receiver
+// type is no function, and the binary holds other methods of it.
+func isClosure(name string, bin names) bool {
+	outer, sep, ok := closureOuter(name)
+	if !ok {
+		return false
+	}
+	pkg := pkgPath(outer)
+	rest := outer[len(pkg)+1:]
+	switch {
+	case sep == '-':
+		return true // range-over-func bodies: no method is named so
+	case strings.HasSuffix(rest, ")"):
+		return false // pkg.(*T).func1: a method of *T
+	case strings.ContainsAny(rest, ".-"):
+		return true // pkg.F.G.func1, pkg.glob..func1: no type has such a name
+	case bin == nil:
+		return true
+	}
+	// outer is pkg.X: function X, or type X with a value method func1.
+	for _, n := range bin.FuncNames(outer) {
+		if n == outer {
+			return true
+		}
+		if n != name && strings.HasPrefix(n, outer+".") {
+			if _, _, closure := closureOuter(n); !closure {
+				return false // another method of type X
+			}
+		}
+	}
+	if len(bin.FuncNames(pkg+".(*"+rest+").")) > 0 {
+		return false // methods of *X
+	}
+	return true // cannot tell: refusing is the safe side
+}
+
+// closureOuter matches a closure's name and returns its outer function's
+// name and the separator before the closure's own part ('.' or '-').
+func closureOuter(name string) (outer string, sep byte, ok bool) {
 	// Strip the nested-literal suffixes: .2, .3.1, ...
 	for {
 		i := strings.LastIndexByte(name, '.')
@@ -87,15 +132,18 @@ func isClosure(name string) bool {
 	}
 	i := strings.LastIndexAny(name, ".-")
 	if i <= len(pkgPath(name)) {
-		return false // a top-level function named like one: pkg.func1
+		return "", 0, false // a top-level function named like one: pkg.func1
 	}
 	last := name[i+1:]
 	for _, prefix := range []string{"func", "gowrap", "deferwrap", "range"} {
 		if strings.HasPrefix(last, prefix) && allDigits(last[len(prefix):]) {
-			return prefix != "range" || name[i] == '-'
+			if prefix == "range" && name[i] != '-' {
+				return "", 0, false
+			}
+			return name[:i], name[i], true
 		}
 	}
-	return false
+	return "", 0, false
 }
 
 func allDigits(s string) bool {

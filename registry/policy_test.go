@@ -19,6 +19,10 @@ func TestKindAndPolicy(t *testing.T) {
 		{"example.com/a/b.(*T).M", nil, false},
 		{"example.com/a/b.T.M", nil, false},
 		{"example.com/a/b.F.func1", ErrClosure, false},
+		{"example.com/a/b.(*T).func1", nil, false},
+		{"example.com/a/b.(*T[...]).func1", ErrGeneric, false},
+		{"example.com/a/b.(*T).M.func1", ErrClosure, false},
+		{"example.com/a/b.T.M.func1", ErrClosure, false},
 		{"example.com/a/b.F.func1.2", ErrClosure, false},
 		{"example.com/a/b.F.func12.3.4", ErrClosure, false},
 		{"example.com/a/b.glob..func3", ErrClosure, false},
@@ -49,7 +53,7 @@ func TestKindAndPolicy(t *testing.T) {
 		{"os.Open", nil, true},
 		{"text/template.New", nil, false},
 	} {
-		if got := kind(tc.name); !errors.Is(got, tc.kind) || (got == nil) != (tc.kind == nil) {
+		if got := kind(tc.name, nil); !errors.Is(got, tc.kind) || (got == nil) != (tc.kind == nil) {
 			t.Errorf("kind(%q) = %v, want %v", tc.name, got, tc.kind)
 		}
 		if got := protected(tc.name, 0) != ""; got != tc.protected {
@@ -72,5 +76,39 @@ func TestProtectedByWhereCodeLives(t *testing.T) {
 	}
 	if why := protected("example.com/innocent.F", reflect.ValueOf(TestProtectedByWhereCodeLives).Pointer()); why != "" {
 		t.Errorf("a test function is protected: %s", why)
+	}
+}
+
+type nameList []string
+
+func (l nameList) FuncNames(prefix string) []string {
+	var out []string
+	for _, n := range l {
+		if strings.HasPrefix(n, prefix) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// TestClosureOrMethod: pkg.X.func1 is a closure of function X or a value
+// method of type X; the other functions of the binary tell which.
+func TestClosureOrMethod(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		bin     nameList
+		closure bool
+	}{
+		{"p.F.func1", nameList{"p.F", "p.F.func1"}, true},
+		{"p.F.func2", nameList{"p.F.func1", "p.F.func2"}, true}, // F inlined everywhere: cannot tell, refuse
+		{"p.T.func1", nameList{"p.T.func1", "p.T.String"}, false},
+		{"p.T.func1", nameList{"p.T.func1", "p.(*T).func1"}, false},
+		{"p.T.func1", nameList{"p.T.func1", "p.TT", "p.TT.func1"}, true},
+		{"p.(*T).func1", nil, false},
+		{"p.F-range1", nameList{"p.F-range1"}, true},
+	} {
+		if got := isClosure(tc.name, tc.bin); got != tc.closure {
+			t.Errorf("isClosure(%q, %q) = %v, want %v", tc.name, tc.bin, got, tc.closure)
+		}
 	}
 }

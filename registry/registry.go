@@ -306,7 +306,7 @@ func lookup[F any](op string, fn F) (*record, error) {
 	if !ok || f.Entry != uintptr(entry) {
 		return fail(name, uintptr(entry), because(ErrNotEntry, "%#x is not a function entry", uintptr(entry)))
 	}
-	if err := kind(name); err != nil {
+	if err := kind(name, im); err != nil {
 		return fail(name, f.Entry, err)
 	}
 	if why := protected(name, f.Entry); why != "" {
