@@ -2,7 +2,9 @@ package registry_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/switchboard-go/switchboard/registry"
 )
@@ -44,5 +46,35 @@ func TestMethodNamedLikeClosure(t *testing.T) {
 	closure := func(x int) int { return x + k }
 	if err := registry.Set(closure, closure); !errors.Is(err, registry.ErrClosure) {
 		t.Errorf("closure: %v, want ErrClosure", err)
+	}
+}
+
+type ring struct{ k int }
+
+//go:noinline
+func (r *ring) step(x int) int { return r.k + twice(x) }
+
+//go:noinline
+func hop(x int) int { return twice(x) + 1 }
+
+// TestCycleThroughMethodValue: hop is redirected to the method value r.step,
+// whose wrapper calls (*ring).step; redirecting (*ring).step to hop would
+// make calls cycle. The func value of hop is given (*ring).step's type by
+// unsafe, as reflect- or unsafe-built func values can be.
+func TestCycleThroughMethodValue(t *testing.T) {
+	r := &ring{k: 1}
+	must(t, registry.Set(hop, r.step))
+	defer registry.Reset(hop)
+	if got := hop(2); got != 5 {
+		t.Fatalf("hop(2) redirected to r.step: %d, want 5", got)
+	}
+	h := hop
+	forged := *(*func(*ring, int) int)(unsafe.Pointer(&h))
+	err := registry.Set((*ring).step, forged)
+	if !errors.Is(err, registry.ErrCycle) || !strings.Contains(err.Error(), "step-fm") {
+		t.Fatalf("got %v, want ErrCycle through the method value", err)
+	}
+	if got := r.step(2); got != 5 {
+		t.Fatalf("(*ring).step changed after a refused Set: %d", got)
 	}
 }

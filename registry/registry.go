@@ -333,13 +333,20 @@ func lookup[F any](op string, fn F) (*record, error) {
 }
 
 // noCycle refuses a target that, following the redirects in force, leads
-// back to rec: Set(a, b) while b is redirected to a.
+// back to rec: Set(a, b) while b is redirected to a. The redirects are
+// followed through the code pointers of func values and through method
+// values, whose x.M-fm wrapper leads to M (see cycles.go).
 func noCycle(rec *record, code uintptr) error {
 	path := []string{rec.name}
 	for seen := map[uintptr]bool{}; !seen[code]; {
 		seen[code] = true
 		if code == uintptr(rec.entry) {
 			return because(ErrCycle, "%s", strings.Join(append(path, rec.name), " -> "))
+		}
+		if m, name, ok := methodOfValue(code); ok {
+			path = append(path, name)
+			code = m
+			continue
 		}
 		next := reg.byEntry[code]
 		if next == nil || !next.active {

@@ -15,3 +15,14 @@ func (im *Image) FuncNames(prefix string) []string {
 	}
 	return out
 }
+
+// FuncNamed returns the function of that exact name, scanning every
+// function as FuncNames does.
+func (im *Image) FuncNamed(name string) (Func, bool) {
+	for _, f := range im.funcs {
+		if f.Name == name {
+			return f, true
+		}
+	}
+	return Func{}, false
+}
