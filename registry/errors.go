@@ -32,6 +32,10 @@ var (
 	ErrUnpatchable = dispatch.ErrUnpatchable
 	// ErrNoRelay: no relay page can be mapped within reach of the function.
 	ErrNoRelay = dispatch.ErrNoRelay
+	// ErrCodeWrite: code cannot be written in this process: a W^X policy
+	// (systemd MemoryDenyWriteExecute, prctl PR_SET_MDWE, seccomp) refuses
+	// to make it writable.
+	ErrCodeWrite = dispatch.ErrCodeWrite
 )
 
 // Error is the error of a refused Set, Reset or Original. Nothing was

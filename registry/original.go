@@ -6,6 +6,7 @@ import (
 	"unsafe"
 
 	"github.com/switchboard-go/switchboard"
+	"github.com/switchboard-go/switchboard/dispatch"
 )
 
 // Original returns a func value that runs fn's original body, whether fn
@@ -39,6 +40,9 @@ func Original[F any](fn F) (F, error) {
 		}
 		if rec.trampErr != nil {
 			return fail(rec.trampErr)
+		}
+		if err := dispatch.CheckCodeWrite(); err != nil {
+			return fail(err)
 		}
 		if rec.tramp == nil {
 			t, err := planner().PlanTrampoline(rec.fn)
