@@ -6,6 +6,8 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/switchboard-go/switchboard/registry"
 )
 
@@ -76,5 +78,33 @@ func TestCycleThroughMethodValue(t *testing.T) {
 	}
 	if got := r.step(2); got != 5 {
 		t.Fatalf("(*ring).step changed after a refused Set: %d", got)
+	}
+}
+
+//go:noinline
+func installVictim(x int) int { return twice(x) + 7 }
+
+// TestRefusedFirstSetKeepsList: a first Set whose relay site fails to
+// install is refused and leaves List, the code and the behaviour as they
+// were; the next Set works.
+func TestRefusedFirstSetKeepsList(t *testing.T) {
+	before := registry.List()
+	code := snapshot(installVictim)
+	restore := registry.FailInstall(registry.ErrNoRelay)
+	err := registry.Set(installVictim, func(int) int { return 0 })
+	restore()
+	if !errors.Is(err, registry.ErrNoRelay) {
+		t.Fatalf("Set with a failing install: %v", err)
+	}
+	if diff := cmp.Diff(before, registry.List()); diff != "" {
+		t.Errorf("List changed (-before +after):\n%s", diff)
+	}
+	if snapshot(installVictim) != code || installVictim(1) != 9 {
+		t.Fatal("code or behaviour changed")
+	}
+	must(t, registry.Set(installVictim, func(int) int { return 0 }))
+	defer registry.Reset(installVictim)
+	if installVictim(1) != 0 {
+		t.Fatal("Set after the failure did not take effect")
 	}
 }

@@ -67,6 +67,7 @@ type record struct {
 	planErr [2]error           // per mode, why planning failed
 	mode    Mode
 	active  bool
+	written bool // a patch took effect once: List reports it from then on
 	impl    unsafe.Pointer // funcval calls go to while active
 
 	// tramp runs the original body (Original), once planned; trampoline is
@@ -151,20 +152,24 @@ func SetWith[F any](fn, impl F, opts ...Option) error {
 	// The route leads to impl before any prologue leads to the route.
 	prev := rec.route.Load()
 	rec.route.Store(fv)
-	if err := p.Install(&rec.route); err != nil {
+	if err := install(p, &rec.route); err != nil {
 		rec.route.Store(prev)
 		return fail(err)
 	}
 	_, orig, _ := p.Quad()
 	written, err := p.Apply(rec.entry, orig)
 	if written {
-		rec.mode, rec.active, rec.impl = o.mode, true, fv
+		rec.mode, rec.active, rec.impl, rec.written = o.mode, true, fv, true
 	} else {
 		// Nothing leads to the route: it may point back.
 		rec.route.Store(prev)
 	}
 	return unfinished(fail, written, err)
 }
+
+// install is (*dispatch.Patch).Install; tests replace it to inject a
+// failure.
+var install = (*dispatch.Patch).Install
 
 // unfinished reports an error from a code write. A write that took effect
 // must not be reported as a refusal: state follows the code, and the error
@@ -216,8 +221,8 @@ func List() []Redirect {
 	var out []Redirect
 	for _, rec := range reg.byEntry {
 		p := rec.patches[rec.mode]
-		if p == nil {
-			continue // every plan failed: nothing was patched
+		if p == nil || !rec.written {
+			continue // no patch ever took effect
 		}
 		r := Redirect{
 			Func: rec.name, Entry: uintptr(rec.entry), Tactic: p.Tactic.String(),
