@@ -67,7 +67,7 @@ type record struct {
 	planErr [2]error           // per mode, why planning failed
 	mode    Mode
 	active  bool
-	written bool // a patch took effect once: List reports it from then on
+	written bool           // a patch took effect once: List reports it from then on
 	impl    unsafe.Pointer // funcval calls go to while active
 
 	// tramp runs the original body (Original), once planned; trampoline is
