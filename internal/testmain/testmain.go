@@ -14,15 +14,14 @@
 package testmain
 
 import (
-	"debug/elf"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"runtime/debug"
 	"strings"
 	"testing"
+
+	"github.com/switchboard-go/switchboard/internal/rebuild"
 )
 
 // childEnv marks the rebuilt binary, so that it never rebuilds again.
@@ -34,7 +33,7 @@ func Run(m *testing.M) {
 		os.Exit(m.Run())
 	}
 	exe, err := os.Executable()
-	if err != nil || HasDWARF(exe) {
+	if err != nil || rebuild.HasDWARF(exe) {
 		os.Exit(m.Run())
 	}
 	code, err := rebuildAndRun()
@@ -43,16 +42,6 @@ func Run(m *testing.M) {
 		os.Exit(m.Run())
 	}
 	os.Exit(code)
-}
-
-// HasDWARF reports whether the ELF binary at path has DWARF.
-func HasDWARF(path string) bool {
-	f, err := elf.Open(path)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	return f.Section(".debug_info") != nil || f.Section(".zdebug_info") != nil
 }
 
 // rebuildAndRun builds the package's test binary with DWARF and runs it.
@@ -65,8 +54,8 @@ func rebuildAndRun() (int, error) {
 	}
 	defer os.RemoveAll(dir)
 	bin := filepath.Join(dir, "pkg.test")
-	args := append([]string{"test", "-c", "-o", bin}, BuildFlags()...)
-	cmd := exec.Command(goTool(), append(args, ".")...)
+	args := append([]string{"test", "-c", "-o", bin}, rebuild.BuildFlags()...)
+	cmd := exec.Command(rebuild.GoTool(), append(args, ".")...)
 	cmd.Dir, err = os.Getwd() // go test runs a test binary in its package directory
 	if err != nil {
 		return 0, err
@@ -75,7 +64,7 @@ func rebuildAndRun() (int, error) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return 0, fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
-	if !HasDWARF(bin) {
+	if !rebuild.HasDWARF(bin) {
 		return 0, fmt.Errorf("go test -c built %s without DWARF (GOFLAGS=%q)", bin, os.Getenv("GOFLAGS"))
 	}
 	run := exec.Command(bin, os.Args[1:]...)
@@ -89,55 +78,4 @@ func rebuildAndRun() (int, error) {
 		return 0, err
 	}
 	return 0, nil
-}
-
-// BuildFlags returns the go build flags this binary was built with, as
-// runtime/debug records them, minus the linker's -s and -w.
-func BuildFlags() []string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return nil
-	}
-	var out []string
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "-race", "-msan", "-asan", "-cover", "-trimpath":
-			if s.Value == "true" {
-				out = append(out, s.Key)
-			}
-		case "-tags", "-gcflags", "-asmflags", "-buildmode":
-			out = append(out, s.Key+"="+s.Value)
-		case "-ldflags":
-			if v := stripDWARFFlags(s.Value); v != "" {
-				out = append(out, "-ldflags="+v)
-			}
-		}
-	}
-	return out
-}
-
-// stripDWARFFlags drops -s and -w (either dash form, =true or not) from
-// linker flags.
-func stripDWARFFlags(flags string) string {
-	var keep []string
-	for _, f := range strings.Fields(flags) {
-		switch strings.TrimPrefix(strings.TrimPrefix(f, "-"), "-") {
-		case "s", "w", "s=true", "w=true", "s=1", "w=1":
-			continue
-		}
-		keep = append(keep, f)
-	}
-	return strings.Join(keep, " ")
-}
-
-// goTool is the go command of the toolchain that built this binary, when
-// it is at hand (GOTOOLCHAIN switches leave a different go first in PATH).
-func goTool() string {
-	root := runtime.GOROOT()
-	if p := filepath.Join(root, "bin", "go"); root != "" {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	return "go"
 }
