@@ -43,9 +43,13 @@ func TestDependenciesAreProtected(t *testing.T) {
 		"fmt.Sprintf":  registry.Set(fmt.Sprintf, func(string, ...any) string { return "" }),
 		"strings.Join": registry.Set(strings.Join, func([]string, string) string { return "" }),
 		"errors.Join":  registry.Set(errors.Join, func(...error) error { return nil }),
+		"time.Sleep":   registry.Set(time.Sleep, func(time.Duration) {}),
 	} {
 		if !errors.Is(err, registry.ErrProtected) {
 			t.Errorf("Set(%s): %v, want ErrProtected", name, err)
+		}
+		if name == "time.Sleep" && !strings.Contains(err.Error(), "code is in runtime") {
+			t.Errorf("Set(time.Sleep): %v, want it protected as the runtime's code", err)
 		}
 	}
 }
