@@ -458,6 +458,12 @@ func dwarfInlines(d *dwarf.Data) (dwarfInline, error) {
 			}
 		}
 		if e.Children {
+			// Only concrete subprograms hold inlined subroutines: skip
+			// the members of types and the parameters of abstract ones.
+			if depth == 1 && (e.Tag != dwarf.TagSubprogram || e.Val(dwarf.AttrInline) != nil) {
+				r.SkipChildren()
+				continue
+			}
 			depth++
 		}
 	}
