@@ -19,7 +19,7 @@ var (
 	ErrGeneric      = errors.New("fn is a generic instantiation: direct calls run a shared shape instantiation, not this wrapper")
 	ErrWrapper      = errors.New("fn is a compiler-generated wrapper that only some calls go through")
 	ErrProtected    = errors.New("fn belongs to the Go runtime or to Switchboard's own patch path")
-	ErrInlined      = errors.New("fn was inlined by the compiler, so patching it would miss those calls")
+	ErrInlined      = errors.New("fn was inlined by the compiler, or the binary cannot prove it was not, so patching it could miss those calls")
 	ErrCycle        = errors.New("calls would cycle forever")
 	ErrModeConflict = errors.New("cannot switch modes while redirected")
 	// ErrUnfinished is the one error after which something did change: the
