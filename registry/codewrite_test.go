@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/switchboard-go/switchboard/dispatch"
 	"github.com/switchboard-go/switchboard/registry"
 )
 
@@ -59,6 +60,11 @@ func TestCodeWriteChild(t *testing.T) {
 	if err := denyWX(policy); err != nil {
 		fmt.Printf("WXSKIP the kernel refuses %s: %v\n", policy, err)
 		return
+	}
+	// The probe that classifies a planner's "no relay window" (a new
+	// relay page may not become executable either).
+	if err := dispatch.CheckCodeWrite(); !errors.Is(err, registry.ErrCodeWrite) {
+		t.Errorf("CheckCodeWrite under W^X: %v", err)
 	}
 	before := registry.List()
 	err := registry.Reset(wxA)

@@ -6,7 +6,6 @@ import (
 	"unsafe"
 
 	"github.com/switchboard-go/switchboard"
-	"github.com/switchboard-go/switchboard/dispatch"
 )
 
 // Original returns a func value that runs fn's original body, whether fn
@@ -39,22 +38,19 @@ func Original[F any](fn F) (F, error) {
 			return zero, &Error{Op: "Original", Func: rec.name, Entry: uintptr(rec.entry), Err: err}
 		}
 		if rec.trampErr != nil {
-			return fail(rec.trampErr)
-		}
-		if err := dispatch.CheckCodeWrite(); err != nil {
-			return fail(err)
+			return fail(codeWriteCause(rec.trampErr))
 		}
 		if rec.tramp == nil {
 			t, err := planner().PlanTrampoline(rec.fn)
 			if err != nil {
 				rec.trampErr = err
-				return fail(err)
+				return fail(codeWriteCause(err))
 			}
 			rec.tramp = t
 		}
 		// Install resumes where a failed attempt stopped.
 		if err := rec.tramp.Install(rec.entry); err != nil {
-			return fail(err)
+			return fail(codeWriteCause(err))
 		}
 		// The funcval's code is a Go assembly stub, never the trampoline
 		// itself: `go orig()` starts a goroutine at the funcval's code,

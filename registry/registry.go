@@ -142,12 +142,9 @@ func SetWith[F any](fn, impl F, opts ...Option) error {
 	if rec.active {
 		return fail(because(ErrModeConflict, "redirected in %v mode, asked for %v mode", rec.mode, o.mode))
 	}
-	if err := dispatch.CheckCodeWrite(); err != nil {
-		return fail(err)
-	}
 	p, err := rec.patch(o.mode)
 	if err != nil {
-		return fail(err)
+		return fail(codeWriteCause(err))
 	}
 	// The route leads to impl before any prologue leads to the route.
 	prev := rec.route.Load()
