@@ -12,7 +12,31 @@ import (
 // A value method reached through its pointer wrapper ((*T).M-fm calls the
 // generated (*T).M, which calls T.M) leads to T.M. Method values of
 // interface methods (I.M-fm) call whatever the receiver holds: not followed.
+//
+// Results are cached per code address (under reg.mu): a retarget Set runs
+// this for its impl, and a retarget is a pointer store otherwise.
 func methodOfValue(code uintptr) (uintptr, string, bool) {
+	h, ok := hops[code]
+	if !ok {
+		h.entry, h.name, h.ok = followMethodValue(code)
+		if hops == nil {
+			hops = map[uintptr]hop{}
+		}
+		hops[code] = h
+	}
+	return h.entry, h.name, h.ok
+}
+
+type hop struct {
+	entry uintptr
+	name  string
+	ok    bool
+}
+
+// hops caches methodOfValue; reg.mu guards it.
+var hops map[uintptr]hop
+
+func followMethodValue(code uintptr) (uintptr, string, bool) {
 	name := unwind.Name(code)
 	method, ok := strings.CutSuffix(name, "-fm")
 	if !ok {
