@@ -52,7 +52,8 @@ type Image struct {
 	funcs []Func
 	loads []Range
 
-	// InlineSource says where the last Inlined looked: "DWARF" or
+	// InlineSource says where Inlined looks, once it has run: "DWARF"
+	// (then .gopclntab for functions DWARF does not describe) or
 	// "pclntab".
 	InlineSource string
 
@@ -382,7 +383,9 @@ var ErrNoInlineProof = errors.New("cannot prove it was not inlined")
 // with -gcflags=all=-l); otherwise Inlined returns ErrNoInlineProof.
 func (im *Image) Inlined(name string) (inlined bool, into []string, err error) {
 	im.inlineOnce.Do(func() {
+		im.InlineSource = "pclntab"
 		if d, err := im.file.DWARF(); err == nil {
+			im.InlineSource = "DWARF"
 			im.inl, im.inlineErr = dwarfInlines(d)
 			if im.inlineErr != nil {
 				return
@@ -394,10 +397,8 @@ func (im *Image) Inlined(name string) (inlined bool, into []string, err error) {
 		return false, nil, fmt.Errorf("unwind: %w", im.inlineErr)
 	}
 	if im.inl.known[name] {
-		im.InlineSource = "DWARF"
 		return im.inl.abstract[name] || len(im.inl.into[name]) > 0, im.inl.into[name], nil
 	}
-	im.InlineSource = "pclntab"
 	if im.anyInline {
 		return false, nil, ErrNoInlineProof
 	}
