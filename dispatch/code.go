@@ -65,7 +65,7 @@ func swapQuad(q unsafe.Pointer, old, new [8]byte) (written bool, err error) {
 	}
 	page := pageOf(q)
 	if err := unix.Mprotect(page, protRWX); err != nil {
-		return false, fmt.Errorf("mprotect %p RWX: %w", &page[0], err)
+		return false, codeWriteErr(fmt.Errorf("mprotect %p RWX: %w", &page[0], err), err)
 	}
 	written = atomic.CompareAndSwapUint64(word, binary.LittleEndian.Uint64(old[:]), binary.LittleEndian.Uint64(new[:]))
 	errRX := unix.Mprotect(page, protRX)
@@ -214,6 +214,9 @@ func (p *Patch) Install(route *switchboard.Route) error {
 	writeMu.Lock()
 	err := writeSite(mem, p.page.addr, p.Site, p.SiteCode)
 	writeMu.Unlock()
+	if errors.Is(err, ErrCodeWrite) {
+		return err
+	}
 	if err != nil {
 		return refuseErr(p, ReasonMap, err)
 	}
@@ -232,7 +235,7 @@ func writeSite(mem []byte, page, site uintptr, code []byte) error {
 		return err
 	}
 	if err := unix.Mprotect(mem, protRWX); err != nil {
-		return fmt.Errorf("mprotect relay %#x RWX: %w", page, err)
+		return codeWriteErr(fmt.Errorf("mprotect relay %#x RWX: %w", page, err), err)
 	}
 	binary.LittleEndian.PutUint64(mem[0:], uint64(switchboard.DispatcherPC()))
 	binary.LittleEndian.PutUint64(mem[8:], uint64(switchboard.CallDispatcherPC()))

@@ -43,3 +43,68 @@ func TestBinaryKinds(t *testing.T) {
 		}
 	}
 }
+
+// TestInliningByBuildKind builds testdata/inlineprog four ways and checks
+// which of its victims Set refuses as inlined (ErrInlined) and which it
+// patches so that the callers see the replacement. A victim Set accepts
+// whose caller still runs the old body ("MISSED") is the silent miss this
+// guards against.
+func TestInliningByBuildKind(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds programs")
+	}
+	small := []string{"triple", "addOne", "sum", "get", "set"}
+	noinline := []string{"tripleNI", "addOneNI", "sumNI", "getNI", "setNI"}
+	for _, kind := range []struct {
+		name  string
+		flags []string
+		// want is each victim's outcome; "patched" for the rest.
+		want map[string]string
+	}{
+		{"go build (DWARF)", nil, outcomes("inlined", small...)},
+		{"-ldflags=-s -w (no DWARF)", []string{"-ldflags=-s -w"}, outcomes("cannot prove", append(append(small, noinline...), "lib.AddTwo")...)},
+		{"-gcflags=all=-l", []string{"-gcflags=all=-l"}, nil},
+		{"-gcflags=all=-l -ldflags=-s -w", []string{"-gcflags=all=-l", "-ldflags=-s -w"}, nil},
+	} {
+		t.Run(kind.name, func(t *testing.T) {
+			bin := filepath.Join(t.TempDir(), "inlineprog")
+			build := exec.Command("go", append(append([]string{"build", "-o", bin}, kind.flags...), "./testdata/inlineprog")...)
+			build.Dir = ".."
+			if out, err := build.CombinedOutput(); err != nil {
+				t.Fatalf("build: %v\n%s", err, out)
+			}
+			out, err := exec.Command(bin).CombinedOutput()
+			if err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			for line := range strings.Lines(string(out)) {
+				name, got, _ := strings.Cut(strings.TrimSpace(line), " ")
+				want := kind.want[name]
+				switch {
+				case name == "lib.AddTwo" && kind.name == "go build (DWARF)":
+					// Known gap: inlined only into another package, every
+					// copy folded into the caller's instructions; DWARF
+					// keeps no trace of it.
+					t.Logf("%s (known DWARF gap): %s", name, got)
+				case want == "" && got != "patched":
+					t.Errorf("%s: %s, want patched", name, got)
+				case want == "inlined" && !strings.HasPrefix(got, "inlined: "):
+					t.Errorf("%s: %s, want ErrInlined", name, got)
+				case want == "cannot prove" && !(strings.HasPrefix(got, "inlined: ") && strings.Contains(got, "cannot prove") && strings.Contains(got, "-gcflags=all=-l")):
+					t.Errorf("%s: %s, want ErrInlined saying it cannot prove and how to fix it", name, got)
+				}
+			}
+			if t.Failed() {
+				t.Logf("output:\n%s", out)
+			}
+		})
+	}
+}
+
+func outcomes(want string, names ...string) map[string]string {
+	m := map[string]string{}
+	for _, n := range names {
+		m[n] = want
+	}
+	return m
+}

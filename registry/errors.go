@@ -19,7 +19,7 @@ var (
 	ErrGeneric      = errors.New("fn is a generic instantiation: direct calls run a shared shape instantiation, not this wrapper")
 	ErrWrapper      = errors.New("fn is a compiler-generated wrapper that only some calls go through")
 	ErrProtected    = errors.New("fn belongs to the Go runtime or to Switchboard's own patch path")
-	ErrInlined      = errors.New("fn was inlined by the compiler, so patching it would miss those calls")
+	ErrInlined      = errors.New("fn was inlined by the compiler, or the binary cannot prove it was not, so patching it could miss those calls")
 	ErrCycle        = errors.New("calls would cycle forever")
 	ErrModeConflict = errors.New("cannot switch modes while redirected")
 	ErrUnsupported  = errors.New("unsupported on this platform or toolchain")
@@ -33,6 +33,10 @@ var (
 	ErrUnpatchable = dispatch.ErrUnpatchable
 	// ErrNoRelay: no relay page can be mapped within reach of the function.
 	ErrNoRelay = dispatch.ErrNoRelay
+	// ErrCodeWrite: code cannot be written in this process: a W^X policy
+	// (systemd MemoryDenyWriteExecute, prctl PR_SET_MDWE, seccomp) refuses
+	// to make it writable.
+	ErrCodeWrite = dispatch.ErrCodeWrite
 )
 
 // Error is the error of a refused Set, Reset or Original. Nothing was
@@ -54,6 +58,18 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // because wraps a sentinel with detail, keeping it visible to errors.Is.
+// It formats nothing: refusals are built while the registry's lock is
+// held, and formatting runs only when the caller asks for Error().
 func because(sentinel error, format string, args ...any) error {
-	return fmt.Errorf("%w: %s", sentinel, fmt.Sprintf(format, args...))
+	return &detail{sentinel, format, args}
 }
+
+type detail struct {
+	sentinel error
+	format   string
+	args     []any
+}
+
+func (d *detail) Error() string { return d.sentinel.Error() + ": " + fmt.Sprintf(d.format, d.args...) }
+
+func (d *detail) Unwrap() error { return d.sentinel }

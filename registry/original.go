@@ -41,19 +41,19 @@ func Original[F any](fn F) (F, error) {
 			return zero, &Error{Op: "Original", Func: rec.name, Entry: uintptr(rec.entry), Err: err}
 		}
 		if rec.trampErr != nil {
-			return fail(rec.trampErr)
+			return fail(codeWriteCause(rec.trampErr))
 		}
 		if rec.tramp == nil {
 			t, err := planner().PlanTrampoline(rec.fn)
 			if err != nil {
 				rec.trampErr = err
-				return fail(err)
+				return fail(codeWriteCause(err))
 			}
 			rec.tramp = t
 		}
 		// Install resumes where a failed attempt stopped.
 		if err := rec.tramp.Install(rec.entry); err != nil {
-			return fail(err)
+			return fail(codeWriteCause(err))
 		}
 		// The funcval's code is a Go assembly stub, never the trampoline
 		// itself: `go orig()` starts a goroutine at the funcval's code,

@@ -52,12 +52,14 @@ type Image struct {
 	funcs []Func
 	loads []Range
 
-	// InlineSource says where Inlined looks: "DWARF" or "pclntab", once
-	// Inlined has run.
+	// InlineSource says where Inlined looks, once it has run: "DWARF"
+	// (then .gopclntab for functions DWARF does not describe) or
+	// "pclntab".
 	InlineSource string
 
 	inlineOnce sync.Once
-	inlinedBy  map[string][]string // inlined function -> functions it was inlined into
+	inl        dwarfInline
+	anyInline  bool // some function of .gopclntab has inlined code
 	inlineErr  error
 
 	textOnce sync.Once
@@ -361,35 +363,57 @@ func (im *Image) Bytes(f Func) ([]byte, error) {
 	return data[off : off+uint64(f.Room())], nil
 }
 
-// Inlined reports which functions the compiler inlined the named function
-// into; none means it was never inlined. With DWARF it reads the inlined
-// subroutines the compiler recorded, which is complete. Without DWARF (go
-// test links with -s -w) it resolves the inline ranges of .gopclntab
-// through the runtime, which works for the running binary only and misses
-// a body that left no instruction of its own in the caller.
-func (im *Image) Inlined(name string) ([]string, error) {
+// ErrNoInlineProof: the binary cannot show that a function was not
+// inlined. It has no DWARF for it (go test links with -s -w), and the
+// compiler inlined code somewhere in it; .gopclntab records inlined code
+// only where it left instructions of its own, so its silence proves
+// nothing.
+var ErrNoInlineProof = errors.New("cannot prove it was not inlined")
+
+// Inlined reports whether the compiler inlined the named function into any
+// caller, and the callers when the binary names them.
+//
+// With DWARF for the function, any abstract subprogram of that name
+// (DW_AT_inline) or inlined subroutine of it means inlined: the compiler
+// emits the abstract entry for every function it inlined, even where the
+// inlined body left no instruction of its own (x*3 folded into the
+// caller's lea) and so no DW_TAG_inlined_subroutine. Without DWARF, the
+// binary proves "not inlined" only when nothing in it was inlined (built
+// with -gcflags=all=-l); otherwise Inlined returns ErrNoInlineProof.
+func (im *Image) Inlined(name string) (inlined bool, into []string, err error) {
 	im.inlineOnce.Do(func() {
-		if d, err := im.file.DWARF(); err == nil {
-			im.inlinedBy, im.inlineErr = dwarfInlines(d)
-			im.InlineSource = "DWARF"
-			return
-		}
-		if !im.live {
-			im.inlineErr = errors.New("unwind: no DWARF, and inline ranges resolve in the running binary only")
-			return
-		}
-		im.inlinedBy, im.inlineErr = im.pclnInlines()
 		im.InlineSource = "pclntab"
+		if d, err := im.file.DWARF(); err == nil {
+			im.InlineSource = "DWARF"
+			im.inl, im.inlineErr = dwarfInlines(d)
+			if im.inlineErr != nil {
+				return
+			}
+		}
+		im.anyInline, im.inlineErr = im.pcln.inlining()
 	})
 	if im.inlineErr != nil {
-		return nil, im.inlineErr
+		return false, nil, fmt.Errorf("unwind: %w", im.inlineErr)
 	}
-	return im.inlinedBy[name], nil
+	if im.inl.known[name] {
+		return im.inl.abstract[name] || len(im.inl.into[name]) > 0, im.inl.into[name], nil
+	}
+	if im.anyInline {
+		return false, nil, ErrNoInlineProof
+	}
+	return false, nil, nil
 }
 
-// dwarfInlines maps every function with DW_TAG_inlined_subroutine entries
-// to the functions holding them.
-func dwarfInlines(d *dwarf.Data) (map[string][]string, error) {
+// dwarfInline is what DWARF says about inlining.
+type dwarfInline struct {
+	known    map[string]bool     // functions DWARF describes, concrete or abstract
+	abstract map[string]bool     // functions with an abstract subprogram (DW_AT_inline)
+	into     map[string][]string // inlined function -> functions it was inlined into
+}
+
+// dwarfInlines reads every subprogram and inlined subroutine.
+func dwarfInlines(d *dwarf.Data) (dwarfInline, error) {
+	out := dwarfInline{known: map[string]bool{}, abstract: map[string]bool{}, into: map[string][]string{}}
 	abstract := map[dwarf.Offset]string{} // DW_AT_inline subprograms
 	type site struct {
 		origin    dwarf.Offset
@@ -404,7 +428,7 @@ func dwarfInlines(d *dwarf.Data) (map[string][]string, error) {
 	for {
 		e, err := r.Next()
 		if err != nil {
-			return nil, fmt.Errorf("unwind: DWARF: %w", err)
+			return out, fmt.Errorf("DWARF: %w", err)
 		}
 		if e == nil {
 			break
@@ -419,8 +443,10 @@ func dwarfInlines(d *dwarf.Data) (map[string][]string, error) {
 				outer, outerFrom = "", 0
 				if n, ok := e.Val(dwarf.AttrName).(string); ok {
 					outer = n
+					out.known[n] = true
 					if e.Val(dwarf.AttrInline) != nil {
 						abstract[e.Offset] = n
+						out.abstract[n] = true
 					}
 				} else if o, ok := e.Val(dwarf.AttrAbstractOrigin).(dwarf.Offset); ok {
 					outerFrom = o
@@ -432,10 +458,15 @@ func dwarfInlines(d *dwarf.Data) (map[string][]string, error) {
 			}
 		}
 		if e.Children {
+			// Only concrete subprograms hold inlined subroutines: skip
+			// the members of types and the parameters of abstract ones.
+			if depth == 1 && (e.Tag != dwarf.TagSubprogram || e.Val(dwarf.AttrInline) != nil) {
+				r.SkipChildren()
+				continue
+			}
 			depth++
 		}
 	}
-	out := map[string][]string{}
 	seen := map[[2]string]bool{}
 	for _, s := range sites {
 		in, outerName := abstract[s.origin], s.outer
@@ -446,32 +477,7 @@ func dwarfInlines(d *dwarf.Data) (map[string][]string, error) {
 			continue
 		}
 		seen[[2]string{in, outerName}] = true
-		out[in] = append(out[in], outerName)
-	}
-	return out, nil
-}
-
-// pclnInlines names the function inlined at the start of every inline
-// range of the running binary: runtime.FuncForPC reports the innermost
-// inlined function there, and the table the function holding it.
-func (im *Image) pclnInlines() (map[string][]string, error) {
-	starts, err := im.pcln.inlineStarts()
-	if err != nil {
-		return nil, err
-	}
-	out := map[string][]string{}
-	seen := map[[2]string]bool{}
-	for _, s := range starts {
-		pc := uintptr(s) + im.Bias
-		rf := runtime.FuncForPC(pc)
-		outer, ok := im.Lookup(pc)
-		if rf == nil || !ok || rf.Name() == outer.Name {
-			continue
-		}
-		if k := [2]string{rf.Name(), outer.Name}; !seen[k] {
-			seen[k] = true
-			out[k[0]] = append(out[k[0]], k[1])
-		}
+		out.into[in] = append(out.into[in], outerName)
 	}
 	return out, nil
 }

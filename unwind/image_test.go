@@ -2,10 +2,15 @@ package unwind
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
+	"os/exec"
+	"path/filepath"
 	"reflect"
 	"runtime"
 	"slices"
 	"testing"
+	"time"
 	"unsafe"
 )
 
@@ -89,11 +94,11 @@ func TestInlined(t *testing.T) {
 		want []string
 	}{{small, []string{callsSmallName}}, {incr, nil}, {callsSmall, nil}} {
 		name := runtime.FuncForPC(reflect.ValueOf(tc.fn).Pointer()).Name()
-		got, err := im.Inlined(name)
+		inlined, got, err := im.Inlined(name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !slices.Equal(got, tc.want) {
+		if inlined != (len(tc.want) > 0) || !slices.Equal(got, tc.want) {
 			t.Errorf("Inlined(%s) = %q, want %q", name, got, tc.want)
 		}
 	}
@@ -119,6 +124,52 @@ func TestDemangle(t *testing.T) {
 	} {
 		if got := Demangle(tc.in); got != tc.want {
 			t.Errorf("Demangle(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestInliningPCData: a binary built with -gcflags=all=-l has no inline
+// pcdata anywhere, the runtime included, so without DWARF it proves that
+// nothing was inlined; a default build has some, and then Inlined cannot
+// prove anything without DWARF.
+func TestInliningPCData(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds programs")
+	}
+	for _, tc := range []struct {
+		flags []string
+		want  bool
+	}{{[]string{"-ldflags=-s -w"}, true}, {[]string{"-gcflags=all=-l", "-ldflags=-s -w"}, false}, {[]string{"-gcflags=all=-l"}, false}} {
+		bin := filepath.Join(t.TempDir(), "selfprog")
+		cmd := exec.Command("go", append(append([]string{"build", "-o", bin}, tc.flags...), "./testdata/selfprog")...)
+		cmd.Dir = ".."
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("build %q: %v\n%s", tc.flags, err, out)
+		}
+		im, err := Open(bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := im.pcln.inlining()
+		if err != nil || got != tc.want {
+			t.Errorf("%q: inline pcdata %v, %v; want %v", tc.flags, got, err, tc.want)
+		}
+		_, _, err = im.Inlined("main.compute")
+		if wantErr := tc.want; errors.Is(err, ErrNoInlineProof) != wantErr {
+			t.Errorf("%q: Inlined(main.compute) error %v, want ErrNoInlineProof %v", tc.flags, err, wantErr)
+		}
+	}
+}
+
+func TestStdPackage(t *testing.T) {
+	for _, tc := range []struct {
+		fn   any
+		want string
+		ok   bool
+	}{{time.Sleep, "runtime", true}, {fmt.Println, "fmt", true}, {bytes.Equal, "bytes", true}, {incr, "", false}} {
+		pc := reflect.ValueOf(tc.fn).Pointer()
+		if got, ok := StdPackage(pc); got != tc.want || ok != tc.ok {
+			t.Errorf("StdPackage(%s) = %q, %v; want %q, %v", runtime.FuncForPC(pc).Name(), got, ok, tc.want, tc.ok)
 		}
 	}
 }

@@ -146,12 +146,13 @@ func (t *pclntab) funcs() (out []Func, err error) {
 	return out, nil
 }
 
-// inlineStarts returns, for every function, the start of each run of code
-// the compiler inlined into it, at link-time addresses.
-func (t *pclntab) inlineStarts() (out []uint64, err error) {
+// inlining reports whether the compiler inlined anything into any
+// function: whether one has PCDATA_InlTreeIndex. A binary built with
+// -gcflags=all=-l has none, the runtime included.
+func (t *pclntab) inlining() (found bool, err error) {
 	defer func() {
 		if recover() != nil {
-			out, err = nil, fmt.Errorf("%w: truncated pcdata", errPCLN)
+			found, err = false, fmt.Errorf("%w: truncated pcdata", errPCLN)
 		}
 	}()
 	for i := range t.nfunc {
@@ -159,16 +160,9 @@ func (t *pclntab) inlineStarts() (out []uint64, err error) {
 		if t.u32(f, fieldNPCData) <= pcdataInlTreeIndex {
 			continue
 		}
-		off := binary.LittleEndian.Uint32(f[funcHeader+4*pcdataInlTreeIndex:])
-		if off == 0 {
-			continue
+		if binary.LittleEndian.Uint32(f[funcHeader+4*pcdataInlTreeIndex:]) != 0 {
+			return true, nil
 		}
-		entry := t.entry(i)
-		t.pcvalue(off, func(pc, end uint64, val int32) {
-			if val >= 0 && end > pc {
-				out = append(out, entry+pc)
-			}
-		})
 	}
-	return out, nil
+	return false, nil
 }

@@ -10,6 +10,8 @@ package main
 import (
 	"fmt"
 	"os"
+
+	"github.com/switchboard-go/switchboard/internal/rebuild"
 )
 
 var commands = map[string]func(args []string) error{
@@ -41,6 +43,13 @@ func main() {
 	if !ok {
 		usage()
 		os.Exit(2)
+	}
+	if os.Args[1] != "scan" {
+		// go run strips DWARF, without which Set refuses what it cannot
+		// prove was not inlined: run from a build that keeps it.
+		if err := rebuild.Program(); err != nil {
+			fmt.Fprintf(os.Stderr, "switchboard: %v\n", err)
+		}
 	}
 	if err := run(os.Args[2:]); err != nil {
 		fmt.Fprintf(os.Stderr, "switchboard %s: %v\n", os.Args[1], err)
