@@ -57,6 +57,7 @@ func Original[F any](fn F) (F, error) {
 		// and the garbage collector must be able to unwind it there.
 		fv := &[2]uintptr{switchboard.OriginalEntryPC(), rec.tramp.Addr}
 		rec.trampoline = unsafe.Pointer(fv)
+		rec.route.SetOriginal(rec.tramp.Addr)
 	}
 	var out F
 	*(*unsafe.Pointer)(unsafe.Pointer(&out)) = rec.trampoline
