@@ -134,24 +134,6 @@ TEXT ·callDispatcherPC(SB), NOSPLIT, $0-8
 	MOVQ	AX, ret+0(FP)
 	RET
 
-// originalEntry is the code of every func value registry.Original returns:
-// funcval{originalEntry, trampoline}. The trampoline lives in a relay page,
-// outside Go code; a funcval pointing there directly would make `go orig()`
-// start a goroutine at a PC the garbage collector cannot unwind.
-// In:       DX = the funcval (closure context), 8(DX) = the trampoline.
-// Out:      jumps to the trampoline with every argument register intact.
-// Clobbers: R12 only (scratch at function entry). DX stays the funcval;
-//           the original function is never a closure, so it ignores DX.
-TEXT ·originalEntry(SB), NOSPLIT|NOFRAME, $0-0
-	MOVQ	8(DX), R12
-	JMP	R12
-
-// func originalEntryPC() uintptr
-TEXT ·originalEntryPC(SB), NOSPLIT, $0-8
-	LEAQ	·originalEntry(SB), AX
-	MOVQ	AX, ret+0(FP)
-	RET
-
 // OUT_MAX is the most bytes of stack arguments, stack results and
 // register-argument spill area that originalCall's outgoing area holds.
 // Its frame ($488) is OUT_MAX plus one saved word, small enough for a NOSPLIT
@@ -207,6 +189,23 @@ done:
 // func originalCallPC() uintptr
 TEXT ·originalCallPC(SB), NOSPLIT, $0-8
 	LEAQ	·originalCall(SB), AX
+	MOVQ	AX, ret+0(FP)
+	RET
+
+// nilFault is where a trampoline's nil check jumps when a pointer register
+// its copied instructions dereference is nil. It faults at a Go PC, with
+// the stack as at the patched function's entry (0(SP) = its return
+// address), so the runtime turns the fault into the ordinary
+// nil-dereference panic, as the original instruction would have.
+// In:       nothing. Never returns.
+TEXT ·nilFault(SB), NOSPLIT|NOFRAME, $0-0
+	XORL	R12, R12
+	MOVQ	0(R12), R12
+	RET
+
+// func nilFaultPC() uintptr
+TEXT ·nilFaultPC(SB), NOSPLIT, $0-8
+	LEAQ	·nilFault(SB), AX
 	MOVQ	AX, ret+0(FP)
 	RET
 

@@ -119,15 +119,31 @@ func DispatcherPC() uintptr { return dispatcherPC() }
 // relay stub that loads the route into R13.
 func CallDispatcherPC() uintptr { return callDispatcherPC() }
 
-// OriginalEntryPC is the code of the func values registry.Original
-// returns: a stub that jumps to the trampoline in the funcval's second word.
-func OriginalEntryPC() uintptr { return originalEntryPC() }
+// OriginalEntryPC is the code of the func values registry.Original returns,
+// funcval{OriginalEntryPC(), trampoline, n}: a Go assembly stub that copies
+// the n bytes of stack-passed arguments and results (at most
+// OriginalStackMax together with the callee's register spill area) and
+// calls the trampoline.
+func OriginalEntryPC() uintptr { return originalCallPC() }
+
+// OriginalStackMax is how many bytes of stack arguments, stack results and
+// register-argument spill area the Original stub's frame holds.
+const OriginalStackMax = 480 // OUT_MAX in asm_amd64.s
+
+// OriginalReturnPC is the return address inside the Original stub, after
+// its call of the trampoline. The dispatcher routes a call whose caller
+// returns there (a morestack restart) to the route's original.
+func OriginalReturnPC() uintptr { return originalRet }
+
+// NilFaultPC is the stub a trampoline's nil check jumps to: it faults at a
+// Go PC, so that a nil receiver panics as in the original code.
+func NilFaultPC() uintptr { return nilFaultPC() }
 
 // Implemented in asm_amd64.s.
 func dispatcherPC() uintptr
 func callDispatcherPC() uintptr
-func originalEntryPC() uintptr
-func originalEntry()
+func nilFaultPC() uintptr
+func nilFault()
 func dispatcher()
 func callDispatcher()
 

@@ -189,3 +189,24 @@ func TestDispatcherEntries(t *testing.T) {
 		t.Fatalf("originalRet %#x is not inside originalCall %#x", originalRet, originalCallPC())
 	}
 }
+
+//go:noinline
+func twelve(a, b, c, d, e, f, g, h, i, j, k, l int) (int, int, int, int, int, int, int, int, int, int) {
+	return a + l, b * k, c - j, d, e, f, g, h, i, a + b + c + d + e + f + g + h + i + j + k + l
+}
+
+// TestOriginalCallStackArgs: originalCall moves three stack-passed
+// arguments and one stack-passed result one frame down and back.
+func TestOriginalCallStackArgs(t *testing.T) {
+	f := twelve
+	code := *(*uintptr)(*(*unsafe.Pointer)(unsafe.Pointer(&f)))
+	// 12 int arguments: 9 in registers, 3 (24 bytes) on the stack; 10
+	// results: 9 in registers, 1 on the stack.
+	fv := &[3]uintptr{OriginalEntryPC(), code, 32}
+	var g func(a, b, c, d, e, f, g, h, i, j, k, l int) (int, int, int, int, int, int, int, int, int, int)
+	*(*unsafe.Pointer)(unsafe.Pointer(&g)) = unsafe.Pointer(fv)
+	r0, r1, r2, _, _, _, _, _, r8, r9 := g(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12)
+	if r0 != 13 || r1 != 22 || r2 != -7 || r8 != 9 || r9 != 78 {
+		t.Fatalf("got %d %d %d .. %d %d, want 13 22 -7 .. 9 78", r0, r1, r2, r8, r9)
+	}
+}

@@ -61,6 +61,10 @@ type Planner struct {
 	// IsMorestack, when set, tells whether an address is one of
 	// runtime.morestack*, to recognize stack-growth tails by their call.
 	IsMorestack func(pc uintptr) bool
+	// NilFault, when set, is the Go assembly stub a trampoline's nil
+	// check jumps to (switchboard.NilFaultPC): without it, trampolines
+	// refuse copied instructions that dereference a pointer register.
+	NilFault uintptr
 }
 
 // NewPlanner returns a planner that carves relay pages out of space and

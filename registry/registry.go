@@ -87,6 +87,7 @@ func planner() *dispatch.Planner {
 	if reg.planner == nil {
 		reg.planner = dispatch.NewPlanner(dispatch.Process{}, switchboard.DispatcherPC(), switchboard.CallDispatcherPC())
 		reg.planner.IsMorestack = func(pc uintptr) bool { return strings.HasPrefix(unwind.Name(pc), "runtime.morestack") }
+		reg.planner.NilFault = switchboard.NilFaultPC()
 		reg.byEntry = map[uintptr]*record{}
 	}
 	return reg.planner
