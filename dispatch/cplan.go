@@ -317,8 +317,8 @@ func (pl *Planner) PlanCTrampoline(f Func, cp *CPatch) (*Trampoline, error) {
 			return nil, refuse(f, ReasonNoWindow, "trampoline: "+err.Error())
 		}
 	}
-	t := &Trampoline{Name: f.Name, Entry: f.Entry, Addr: addr, Cut: cut, Restart: -1, page: pg}
-	if t.Code, err = relocate(f, insts, addr); err != nil {
+	t := &Trampoline{Name: f.Name, Entry: f.Entry, Addr: addr, Cut: cut, page: pg}
+	if t.Code, err = relocate(f, insts, addr, nil, 0); err != nil {
 		return nil, err
 	}
 	return t, nil

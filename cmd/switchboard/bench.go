@@ -16,7 +16,7 @@ import (
 
 // benchRow is one line of the bench report, and one JSON object.
 type benchRow struct {
-	Kind     string  `json:"kind"` // "call", "write" or "lookup"
+	Kind     string  `json:"kind"` // "call" or "write"
 	Name     string  `json:"name"`
 	NsMedian float64 `json:"ns_median"`
 	NsMin    float64 `json:"ns_min"`
@@ -34,11 +34,25 @@ func runBench(args []string) error {
 	calls := fs.Int("calls", 20_000_000, "calls per variant per round")
 	writes := fs.Int("writes", 2_000, "Set/Reset pairs and retargets per round")
 	asJSON := fs.Bool("json", false, "print one JSON object per row")
+	routes := fs.String("routes", "", "instead of the call rows, for each count N (comma-separated, e.g. 1,100,1000,10000)\n"+
+		"build a program with N distinct patched functions called in straight-line code and\n"+
+		"report site mode, a func variable and direct calls as ratios to direct calls")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 || *rounds < 1 || *calls < 1 || *writes < 1 {
-		return fmt.Errorf("usage: switchboard bench [-rounds N] [-calls N] [-writes N] [-json]")
+		return fmt.Errorf("usage: switchboard bench [-rounds N] [-calls N] [-writes N] [-routes N,N,...] [-json]")
+	}
+	if *routes != "" {
+		counts, err := parseRoutes(*routes)
+		if err != nil {
+			return err
+		}
+		rows, err := measureRoutes(counts, *rounds, *calls, os.Stderr)
+		if err != nil {
+			return err
+		}
+		return printRoutes(os.Stdout, rows, *asJSON)
 	}
 	rows, err := measure(*rounds, *calls, *writes, os.Stderr)
 	if err != nil {
@@ -58,7 +72,7 @@ func runBench(args []string) error {
 }
 
 // measure runs every round: all call variants (each against a direct call
-// in the same round), then the write costs, then the lookups.
+// in the same round), then the write costs.
 func measure(rounds, calls, writes int, progress io.Writer) ([]benchRow, error) {
 	type samples struct{ ns, ratio []float64 }
 	byName := map[string]*samples{}
@@ -95,9 +109,6 @@ func measure(rounds, calls, writes int, progress io.Writer) ([]benchRow, error) 
 		add("write", "first Set (code written)", float64(first.Nanoseconds()), 0)
 		add("write", "retarget Set (pointer store)", float64(bench.RetargetCost(writes).Nanoseconds()), 0)
 		add("write", "Reset (code restored)", float64(reset.Nanoseconds()), 0)
-		for _, n := range []int{1, 1_000, 100_000} {
-			add("lookup", fmt.Sprintf("keys=%d", n), bench.LookupCost(n, 1_000_000), 0)
-		}
 	}
 	var rows []benchRow
 	for _, key := range order {
@@ -111,6 +122,25 @@ func measure(rounds, calls, writes int, progress io.Writer) ([]benchRow, error) 
 		rows = append(rows, row)
 	}
 	return rows, nil
+}
+
+func printRoutes(w io.Writer, rows []routesRow, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		for _, r := range rows {
+			if err := enc.Encode(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	fmt.Fprintf(w, "switchboard bench -routes: %s, N distinct functions called in straight-line code, ratios to direct calls in the same round\n\n", runtime.Version())
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "routes\tvariant\tns/call\tx direct\tmin-max\t")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%d\t%s\t%.2f\t%.2f\t%.2f-%.2f\t\n", r.Routes, r.Name, r.NsMedian, r.RatioMedian, r.RatioMin, r.RatioMax)
+	}
+	return tw.Flush()
 }
 
 func cut(key string) (string, string, bool) {
@@ -146,14 +176,10 @@ func printBench(w io.Writer, rows []benchRow, rounds, calls int) {
 		}
 	}
 	fmt.Fprintln(tw, "\t\t\t\t")
-	fmt.Fprintln(tw, "write / lookup\tmedian\tmin\tmax\t")
+	fmt.Fprintln(tw, "write\tmedian\tmin\tmax\t")
 	for _, r := range rows {
-		if r.Kind != "call" {
-			name := r.Name
-			if r.Kind == "lookup" {
-				name = "lookup, " + name
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", name, fmtNanos(r.NsMedian), fmtNanos(r.NsMin), fmtNanos(r.NsMax))
+		if r.Kind == "write" {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", r.Name, fmtNanos(r.NsMedian), fmtNanos(r.NsMin), fmtNanos(r.NsMax))
 		}
 	}
 	tw.Flush()
