@@ -26,8 +26,6 @@ func (r *CRoute) Load() unsafe.Pointer { return atomic.LoadPointer(&r.code) }
 // relay sites of C functions call.
 func CDispatcherPC() uintptr { return cdispatcherPC() }
 
-func cdispatcherPC() uintptr
-
 // CSiteRouteOffset is how far the route pointer lies past the return
 // address of a C site's call: the length of its JMP R11.
 const CSiteRouteOffset = 3

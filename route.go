@@ -138,32 +138,3 @@ func OriginalReturnPC() uintptr { return originalRet }
 // NilFaultPC is the stub a trampoline's nil check jumps to: it faults at a
 // Go PC, so that a nil receiver panics as in the original code.
 func NilFaultPC() uintptr { return nilFaultPC() }
-
-// Implemented in asm_amd64.s.
-func dispatcherPC() uintptr
-func callDispatcherPC() uintptr
-func nilFaultPC() uintptr
-func nilFault()
-func dispatcher()
-func callDispatcher()
-
-// originalRet is the return address inside originalCall, after its call of
-// the trampoline: rule 1 of the dispatcher compares 8(SP) with it. init
-// learns it by calling captureReturn through originalCall.
-var originalRet uintptr
-
-func init() {
-	fv := &[3]uintptr{originalCallPC(), captureReturnPC(), 0}
-	var probe func()
-	*(*unsafe.Pointer)(unsafe.Pointer(&probe)) = unsafe.Pointer(fv)
-	probe()
-	if originalRet == 0 {
-		panic("switchboard: originalCall did not call its target")
-	}
-}
-
-func originalCallPC() uintptr
-func captureReturnPC() uintptr
-func gWord(off uintptr) uintptr
-func originalCall()
-func captureReturn()

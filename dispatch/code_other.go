@@ -58,3 +58,6 @@ func (p *Patch) swap(unsafe.Pointer, [8]byte, [8]byte) (bool, error) { return fa
 func refuseErr(p *Patch, r Reason, err error) error {
 	return &RefusalError{Func: p.Name, Entry: p.Entry, Reason: r, Detail: err.Error(), Err: ErrUnsupported}
 }
+
+// CheckCodeWrite fails here: no code is written off linux/amd64.
+func CheckCodeWrite() error { return errPlatform }

@@ -1,3 +1,5 @@
+//go:build linux && amd64
+
 package dispatch
 
 import (
@@ -6,12 +8,6 @@ import (
 
 	"golang.org/x/sys/unix"
 )
-
-// ErrCodeWrite: this process may not make code writable. A
-// write-xor-execute policy is in force: systemd's MemoryDenyWriteExecute,
-// prctl(PR_SET_MDWE) (Linux 6.3+), or another seccomp filter on mprotect.
-// Nothing is written.
-var ErrCodeWrite = errors.New("code cannot be written here: a W^X policy refuses mprotect RWX (systemd MemoryDenyWriteExecute, prctl PR_SET_MDWE, seccomp)")
 
 // CheckCodeWrite probes whether this process may make code writable, as a
 // patch must: it maps a read-execute page and asks for RWX, then unmaps

@@ -16,9 +16,13 @@ const (
 	// minAddr is the lowest address a relay page may take
 	// (vm.mmap_min_addr; non-PIE binaries load at 0x400000).
 	minAddr = 0x10000
-	// maxAddr is the top of the 47-bit user address space.
-	maxAddr = 0x7ffffffff000
 )
+
+// maxAddr is the top of the 47-bit user address space (a variable, so that
+// the package builds on 32-bit platforms, where nothing is planned live).
+var maxAddr = uintptr(userTop)
+
+var userTop uint64 = 0x7ffffffff000
 
 // Range is a half-open address range [Start, End).
 type Range struct{ Start, End uintptr }
@@ -255,7 +259,7 @@ func (r *relay) busy() ([]Range, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the address space: %w", err)
 	}
-	all := []Range{{0, minAddr}, {maxAddr, math.MaxUint64}}
+	all := []Range{{0, minAddr}, {maxAddr, ^uintptr(0)}}
 	for _, x := range b {
 		all = append(all, Range{x.Start &^ (pageSize - 1), alignUp(x.End, pageSize)})
 	}

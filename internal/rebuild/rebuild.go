@@ -15,7 +15,6 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
-	"syscall"
 )
 
 // HasDWARF reports whether the ELF binary at path has DWARF.
@@ -120,7 +119,7 @@ func Program() error {
 		os.RemoveAll(dir)
 		return fmt.Errorf("go build made %s without DWARF (GOFLAGS=%q)", bin, os.Getenv("GOFLAGS"))
 	}
-	err = syscall.Exec(bin, os.Args, append(os.Environ(), rebuiltEnv+"="+dir))
+	err = execve(bin, os.Args, append(os.Environ(), rebuiltEnv+"="+dir))
 	os.RemoveAll(dir)
 	return fmt.Errorf("exec %s: %w", bin, err)
 }

@@ -1,0 +1,17 @@
+//go:build !amd64
+
+package switchboard
+
+// Off amd64 there is no dispatcher: package registry refuses every patch
+// with ErrUnsupported, so nothing reaches these. The addresses are zero.
+
+func dispatcherPC() uintptr     { return 0 }
+func callDispatcherPC() uintptr { return 0 }
+func cdispatcherPC() uintptr    { return 0 }
+func nilFaultPC() uintptr       { return 0 }
+func originalCallPC() uintptr   { return 0 }
+func captureReturnPC() uintptr  { return 0 }
+func gWord(off uintptr) uintptr { return 0 }
+
+// originalRet is the return address inside the Original stub: none here.
+var originalRet uintptr
