@@ -22,6 +22,7 @@ var (
 	ErrInlined      = errors.New("fn was inlined by the compiler, so patching it would miss those calls")
 	ErrCycle        = errors.New("calls would cycle forever")
 	ErrModeConflict = errors.New("cannot switch modes while redirected")
+	ErrUnsupported  = errors.New("unsupported on this platform or toolchain")
 	// ErrUnfinished is the one error after which something did change: the
 	// atomic code store took effect, then restoring the page's protection
 	// or serializing the cores failed. The new state is in force and List
