@@ -51,19 +51,19 @@ func TestDecodeWrapper(t *testing.T) {
 			// Double[int] with the LEA replaced by a MOV from memory.
 			name: "main.Double[int]", pc: 0x4a0260,
 			code: "493b6610" + "761d" + "55" + "4889e5" + "4883ec10" + "4889c3" + "488b0598170300" + "e8c3ffffff" + "4883c410" + "5d" + "c3",
-			err: ErrGeneric,
+			err:  ErrGeneric,
 		},
 		{
 			// Double[int] calling a shape function of another generic.
 			name: "main.Double[int]", pc: 0x4a0260,
 			code: "493b6610" + "761d" + "55" + "4889e5" + "4883ec10" + "4889c3" + "488d0598170300" + "e8830d0000" + "4883c410" + "5d" + "c3",
-			err: ErrInlined,
+			err:  ErrInlined,
 		},
 		{
 			// A wrapper whose shape body was inlined: no call but morestack's.
 			name: "main.Double[int]", pc: 0x4a0260,
 			code: "493b6610" + "7604" + "4801c0" + "c3" + "e857d6fdff" + "ebf0",
-			err: ErrInlined,
+			err:  ErrInlined,
 		},
 	}
 	for _, tt := range tests {
