@@ -1,11 +1,13 @@
 package registry
 
 import (
-	"runtime"
+	"reflect"
 	"strings"
 	"unsafe"
 
 	"golang.org/x/arch/x86/x86asm"
+
+	"github.com/switchboard-go/switchboard/unwind"
 )
 
 // A generic function's func value names a wrapper, pkg.F[int], that loads
@@ -98,16 +100,14 @@ func decodeWrapper(name string, pc uintptr, code []byte, shapeName func(uintptr)
 	return instantiation{}, because(ErrInlined, "%s does not call a shape function of its own (its body was inlined into the wrapper); mark it //go:noinline", name)
 }
 
-// resolveInstantiation decodes the wrapper at entry, size bytes long, of
-// the running program.
-func resolveInstantiation(name string, entry unsafe.Pointer, size int) (instantiation, error) {
+// resolveInstantiation decodes the wrapper name at entry, size bytes long,
+// of the running program, naming call targets by their symbols in im (the
+// runtime elides type arguments from names).
+func resolveInstantiation(name string, entry unsafe.Pointer, size int, im *unwind.Image) (instantiation, error) {
 	code := unsafe.Slice((*byte)(entry), size)
 	inst, err := decodeWrapper(name, uintptr(entry), code, func(pc uintptr) (string, bool) {
-		f := runtime.FuncForPC(pc)
-		if f == nil || f.Entry() != pc {
-			return "", false
-		}
-		return f.Name(), true
+		f, ok := im.Lookup(pc)
+		return f.Name, ok && f.Entry == pc
 	})
 	if err != nil {
 		return inst, err
@@ -118,4 +118,22 @@ func resolveInstantiation(name string, entry unsafe.Pointer, size int) (instanti
 		return inst, because(ErrGeneric, "the dictionary is passed in %v, after the receiver, and guards can only compare RAX and RDX: methods of generic types cannot be patched per instantiation", inst.reg)
 	}
 	return inst, nil
+}
+
+// dictFits reports whether a function of type ft, called as a shape
+// function with the dictionary in front of its arguments, still takes
+// every argument in registers: then DropDictionary converts such a call to
+// one of ft by moving the integer registers down one.
+func dictFits(ft reflect.Type) bool {
+	ints, floats := 1, 0 // the dictionary
+	for i := range ft.NumIn() {
+		t := ft.In(i)
+		if t.Size() == 0 {
+			continue
+		}
+		if !regAssign(t, &ints, &floats) || ints > abiIntRegs || floats > abiFloatRegs {
+			return false
+		}
+	}
+	return true
 }
