@@ -56,48 +56,89 @@ func skeleton(name string) string {
 }
 
 // decodeWrapper finds the call to the shape function in a wrapper's code
-// and the dictionary loaded just before it: LEA reg, [RIP+dict]; CALL
-// shape. code is the wrapper's code, at address pc. shapeName names the
-// function at a call target.
+// and the dictionary it passes: a register loaded by LEA reg, [RIP+dict]
+// and not written again before the CALL (a race build puts a call of
+// racefuncenter and argument reloads between them). code is the wrapper's
+// code, at address pc; shapeName names the function at a call target.
 func decodeWrapper(name string, pc uintptr, code []byte, shapeName func(uintptr) (string, bool)) (instantiation, error) {
 	want := skeleton(name)
-	var prev x86asm.Inst
-	prevPC := uintptr(0)
+	loaded := map[x86asm.Reg]uintptr{} // register -> address LEA'd into it
 	for off := 0; off < len(code); {
 		in, err := x86asm.Decode(code[off:], 64)
 		if err != nil {
 			return instantiation{}, because(ErrGeneric, "cannot decode the wrapper at +%#x: %v", off, err)
 		}
-		at := pc + uintptr(off)
 		off += in.Len
-		if in.Op == x86asm.RET || in.Op == x86asm.JMP || in.Op == x86asm.UD1 || in.Op == x86asm.INT {
-			break
-		}
-		if in.Op != x86asm.CALL {
-			prev, prevPC = in, at
+		next := pc + uintptr(off)
+		switch in.Op {
+		case x86asm.RET, x86asm.JMP, x86asm.UD1, x86asm.INT:
+			off = len(code)
 			continue
+		case x86asm.LEA:
+			if m, ok := in.Args[1].(x86asm.Mem); ok && m.Base == x86asm.RIP && m.Index == 0 {
+				loaded[family(in.Args[0].(x86asm.Reg))] = uintptr(int64(next) + m.Disp)
+				continue
+			}
+		case x86asm.CALL:
+			rel, ok := in.Args[0].(x86asm.Rel)
+			if !ok {
+				clear(loaded)
+				continue
+			}
+			target := uintptr(int64(next) + int64(rel))
+			callee, ok := shapeName(target)
+			if !ok || !strings.Contains(callee, "go.shape.") || skeleton(callee) != want {
+				clear(loaded) // the call clobbers every register
+				continue
+			}
+			if dict, ok := loaded[x86asm.RAX]; ok {
+				return instantiation{name: name, shape: target, dict: dict, reg: x86asm.RAX}, nil
+			}
+			for reg, dict := range loaded {
+				return instantiation{name: name, shape: target, dict: dict, reg: reg}, nil
+			}
+			return instantiation{}, because(ErrGeneric, "the wrapper calls %s without a dictionary in a register", callee)
 		}
-		rel, ok := in.Args[0].(x86asm.Rel)
-		if !ok {
-			break
-		}
-		target := uintptr(int64(pc) + int64(off) + int64(rel))
-		callee, ok := shapeName(target)
-		if !ok || !strings.Contains(callee, "go.shape.") || skeleton(callee) != want {
-			// The stack check's morestack call, or a call the body made
-			// after the shape function was inlined into the wrapper.
-			prev, prevPC = in, at
-			continue
-		}
-		m, isMem := prev.Args[1].(x86asm.Mem)
-		dst, isReg := prev.Args[0].(x86asm.Reg)
-		if prev.Op != x86asm.LEA || !isReg || !isMem || m.Base != x86asm.RIP || m.Index != 0 {
-			return instantiation{}, because(ErrGeneric, "the wrapper calls %s without loading a dictionary right before", callee)
-		}
-		dict := uintptr(int64(prevPC) + int64(prev.Len) + m.Disp)
-		return instantiation{name: name, shape: target, dict: dict, reg: dst}, nil
+		written(in, loaded)
 	}
 	return instantiation{}, because(ErrInlined, "%s does not call a shape function of its own (its body was inlined into the wrapper); mark it //go:noinline", name)
+}
+
+// written forgets the registers in may write: its destination (the first
+// operand, when a register) and those some instructions write implicitly.
+// Conservative: a compare forgets its register too.
+func written(in x86asm.Inst, loaded map[x86asm.Reg]uintptr) {
+	switch in.Op {
+	case x86asm.MUL, x86asm.IMUL, x86asm.DIV, x86asm.IDIV, x86asm.CQO, x86asm.CDQ, x86asm.CPUID, x86asm.RDTSC,
+		x86asm.CMPXCHG, x86asm.CMPXCHG8B, x86asm.CMPXCHG16B:
+		delete(loaded, x86asm.RAX)
+		delete(loaded, x86asm.RDX)
+	case x86asm.XCHG, x86asm.XADD:
+		if r, ok := in.Args[1].(x86asm.Reg); ok {
+			delete(loaded, family(r))
+		}
+	}
+	if r, ok := in.Args[0].(x86asm.Reg); ok {
+		delete(loaded, family(r))
+	}
+}
+
+// family maps a general-purpose register of any width to its 64-bit name,
+// and anything else to 0.
+func family(r x86asm.Reg) x86asm.Reg {
+	switch {
+	case r >= x86asm.RAX && r <= x86asm.R15:
+		return r
+	case r >= x86asm.EAX && r <= x86asm.R15L:
+		return x86asm.RAX + (r - x86asm.EAX)
+	case r >= x86asm.AX && r <= x86asm.R15W:
+		return x86asm.RAX + (r - x86asm.AX)
+	case r >= x86asm.AL && r <= x86asm.BL:
+		return x86asm.RAX + (r - x86asm.AL)
+	case r >= x86asm.AH && r <= x86asm.R15B:
+		return x86asm.RAX + (r - x86asm.AH) // AH CH DH BH are bits 8-15 of RAX RCX RDX RBX
+	}
+	return 0
 }
 
 // resolveInstantiation decodes the wrapper name at entry, size bytes long,

@@ -18,6 +18,7 @@ func TestDecodeWrapper(t *testing.T) {
 		0x4a00e0: "main.Pick[go.shape.struct { main.a int; main.b int }]",
 		0x47d8c0: "runtime.morestack_noctxt.abi0",
 		0x4a1000: "main.Other[go.shape.int]",
+		0x907b40: "main.Double[go.shape.int]",
 	}
 	name := func(pc uintptr) (string, bool) { s, ok := symbols[pc]; return s, ok }
 	tests := []struct {
@@ -46,6 +47,26 @@ func TestDecodeWrapper(t *testing.T) {
 			name: "main.(*Box[int]).Get", pc: 0x4a0000,
 			code:  "493b6610" + "761b" + "55" + "4889e5" + "4883ec10" + "488d1dcb200300" + "e8c6ffffff" + "4883c410" + "5d" + "90" + "c3",
 			shape: 0x49ffe0, dict: 0x4a0015 + 0x320cb, reg: x86asm.RBX,
+		},
+		{
+			// A race build: racefuncenter and an argument reload between
+			// the LEA and the call.
+			name: "main.Double[int]", pc: 0x907b60,
+			code: "493b6610" + "763d" + "55" + "4889e5" + "4883ec18" + "4889442428" + "488b442420" + "e8839dbcff" +
+				"488d054cc00e00" + "488b5c2428" + "e8b2ffffff" + "4889442410" + "e8a89dbcff" + "488b442410" + "4883c418" + "5d" + "c3",
+			shape: 0x907b40, dict: 0x907b84 + 0x0ec04c, reg: x86asm.RAX,
+		},
+		{
+			// Double[int] with RAX overwritten between the LEA and the call.
+			name: "main.Double[int]", pc: 0x4a0260,
+			code: "493b6610" + "761d" + "55" + "4889e5" + "4883ec0d" + "488d0598170300" + "4889d8" + "e8c3ffffff" + "4883c410" + "5d" + "c3",
+			err: ErrGeneric,
+		},
+		{
+			// The dictionary loaded before a racefuncenter-like call.
+			name: "main.Double[int]", pc: 0x907b60,
+			code: "493b6610" + "763d" + "55" + "4889e5" + "4883ec18" + "488d054cc00e00" + "e8839dbcff" + "e8c1ffffff" + "5d" + "c3",
+			err: ErrGeneric,
 		},
 		{
 			// Double[int] with the LEA replaced by a MOV from memory.
