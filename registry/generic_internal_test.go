@@ -60,13 +60,13 @@ func TestDecodeWrapper(t *testing.T) {
 			// Double[int] with RAX overwritten between the LEA and the call.
 			name: "main.Double[int]", pc: 0x4a0260,
 			code: "493b6610" + "761d" + "55" + "4889e5" + "4883ec0d" + "488d0598170300" + "4889d8" + "e8c3ffffff" + "4883c410" + "5d" + "c3",
-			err: ErrGeneric,
+			err:  ErrGeneric,
 		},
 		{
 			// The dictionary loaded before a racefuncenter-like call.
 			name: "main.Double[int]", pc: 0x907b60,
 			code: "493b6610" + "763d" + "55" + "4889e5" + "4883ec18" + "488d054cc00e00" + "e8839dbcff" + "e8c1ffffff" + "5d" + "c3",
-			err: ErrGeneric,
+			err:  ErrGeneric,
 		},
 		{
 			// Double[int] with the LEA replaced by a MOV from memory.
