@@ -2,8 +2,21 @@ package registry
 
 import (
 	"context"
+	"debug/dwarf"
+	"debug/elf"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"runtime"
 	"runtime/pprof"
+	"strings"
 	"testing"
+	"unsafe"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestLabelWord checks the probe on the running toolchain: it finds one
@@ -41,5 +54,95 @@ func TestLabelWord(t *testing.T) {
 		if got[i] != want[i] {
 			t.Fatalf("labels of a child: %q, want %q", got, want)
 		}
+	}
+}
+
+// TestLabelProbeFailsClosed: where the label word could not be verified,
+// every goroutine-scoped Set is refused with ErrUnsupported, naming the
+// reason, and changes nothing (not even the goroutine's labels).
+func TestLabelProbeFailsClosed(t *testing.T) {
+	labelOffset()
+	saved := labelProbe.err
+	labelProbe.err = because(ErrUnsupported, "goroutine trees: forced by the test")
+	defer func() { labelProbe.err = saved }()
+	off := labelProbe.off
+	// A victim outside Switchboard's protected packages.
+	victim := fmt.Sprintf
+	entry := unsafe.Pointer(reflect.ValueOf(victim).Pointer())
+	before, code := List(), *(*[8]byte)(entry)
+	labels := labelWordAt(off)
+	err := SetWith(victim, func(string, ...any) string { return "" }, ForGoroutine())
+	var re *Error
+	if !errors.Is(err, ErrUnsupported) || !errors.As(err, &re) || !strings.Contains(err.Error(), "forced by the test") {
+		t.Fatalf("got %v, want an *Error wrapping ErrUnsupported with the reason", err)
+	}
+	if labelWordAt(off) != labels {
+		t.Error("the refused Set changed the goroutine's labels")
+	}
+	if diff := cmp.Diff(before, List()); diff != "" {
+		t.Errorf("List changed:\n%s", diff)
+	}
+	if *(*[8]byte)(entry) != code || victim("%d", 5) != "5" {
+		t.Error("code or behaviour changed")
+	}
+}
+
+// TestLabelWordMatchesDWARF checks the probe against an independent
+// oracle: the offset of runtime.g's labels field in the DWARF of a program
+// built by the same toolchain.
+func TestLabelWordMatchesDWARF(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a program")
+	}
+	off, err := labelOffset()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "main.go")
+	if err := os.WriteFile(src, []byte("package main\n\nfunc main() {}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "prog")
+	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, src)
+	cmd.Env = append(os.Environ(), "GOTOOLCHAIN=local", "GOFLAGS=")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	f, err := elf.Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	d, err := f.DWARF()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for r := d.Reader(); ; {
+		e, err := r.Next()
+		if err != nil || e == nil {
+			t.Fatalf("runtime.g not in DWARF (%v)", err)
+		}
+		if e.Tag != dwarf.TagStructType || e.Val(dwarf.AttrName) != "runtime.g" {
+			continue
+		}
+		typ, err := d.Type(e.Offset)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := typ.(*dwarf.StructType)
+		for _, fld := range st.Field {
+			if fld.Name == "labels" {
+				t.Logf("probe: g+%d; DWARF of %s: g+%d, sizeof(g) %d", off, runtime.Version(), fld.ByteOffset, st.ByteSize)
+				if uintptr(fld.ByteOffset) != off {
+					t.Fatalf("probe found g+%d, DWARF says g+%d", off, fld.ByteOffset)
+				}
+				if st.ByteSize < gScan {
+					t.Fatalf("g is %d bytes, the probe reads %d", st.ByteSize, gScan)
+				}
+				return
+			}
+		}
+		t.Fatal("runtime.g has no labels field")
 	}
 }
