@@ -120,7 +120,28 @@ func planner() *dispatch.Planner {
 // changes nothing.
 func Set[F any](fn, impl F) error { return SetWith(fn, impl) }
 
-// SetWith is Set with options.
+// SetWith is Set with options: WithMode, and the scopes ForGoroutine and
+// ForReceiver, which patch only the calls of fn made from one goroutine
+// tree or on one receiver (both together: only calls that are both).
+//
+// A function may hold many patches at once: a global one (Set) and any
+// number of scoped ones, each removed by ResetWith with the same scope.
+// Set of a closure value or of a generic instantiation is scoped by what
+// fn is (calls of that closure instance, of that instantiation). When
+// several patches match a call, the most specific wins:
+//
+//  1. a closure instance or an instantiation, with ForGoroutine before
+//     without;
+//  2. ForReceiver with ForGoroutine;
+//  3. ForReceiver;
+//  4. ForGoroutine;
+//  5. the global patch.
+//
+// Patches of the same rank never both match a call: a call has one
+// receiver, one closure context, and its goroutine one tree. A call no patch
+// matches runs the original body, through the trampoline Original uses:
+// a scoped patch is refused (ErrUnpatchable, with the reason) when fn has
+// none. Scoped patches use site mode.
 func SetWith[F any](fn, impl F, opts ...Option) error {
 	var o options
 	for _, opt := range opts {
