@@ -469,3 +469,33 @@ func TestGuardRefusals(t *testing.T) {
 		})
 	}
 }
+
+// TestParallelFakeNow is the use case goroutine trees exist for: parallel
+// tests, each faking time.Now its own way, with goroutines of their own.
+func TestParallelFakeNow(t *testing.T) {
+	t.Cleanup(func() {
+		// After the subtests, on the parent's goroutine: in no tree.
+		if y := time.Now().Year(); y < 2026 {
+			t.Errorf("outside the trees time.Now() is in %d", y)
+		}
+		must(t, registry.Reset(time.Now))
+	})
+	for i := range 4 {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			t.Parallel()
+			fake := time.Date(2000+i, 1, 1, 0, 0, 0, 0, time.UTC)
+			must(t, registry.SetWith(time.Now, func() time.Time { return fake }, registry.ForGoroutine()))
+			defer func() { must(t, registry.ResetWith(time.Now, registry.ForGoroutine())) }()
+			got := make(chan time.Time)
+			go func() { got <- time.Now() }()
+			for range 1000 {
+				if now := time.Now(); !now.Equal(fake) {
+					t.Fatalf("time.Now() = %v, want %v", now, fake)
+				}
+			}
+			if g := <-got; !g.Equal(fake) {
+				t.Fatalf("a goroutine of the test: time.Now() = %v, want %v", g, fake)
+			}
+		})
+	}
+}
