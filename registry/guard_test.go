@@ -128,11 +128,13 @@ func firstKey(m map[string]string) string {
 }
 
 // TestManyTrees: 16 goroutine trees each patch treeVictim their own way
-// while a global patch flips underneath; every goroutine of a tree,
+// while a global patch flips underneath, in the flip storm's weather
+// (stormEnv); every goroutine of a tree,
 // including ones started inside it, must see only its tree's patch, and
 // goroutines outside every tree only the original or the global patch.
 func TestManyTrees(t *testing.T) {
 	defer registry.Reset(treeVictim)
+	defer stormEnv(t)()
 	const trees = 16
 	var (
 		stop  atomic.Bool
@@ -243,6 +245,7 @@ func flipTime() time.Duration {
 
 func TestForReceiver(t *testing.T) {
 	defer registry.Reset((*counter).get)
+	defer stormEnv(t)()
 	c1, c2, c3 := &counter{n: 1}, &counter{n: 2}, &counter{n: 3}
 	must(t, registry.SetWith((*counter).get, func(c *counter, x int) int { return -x }, registry.ForReceiver(c1)))
 	must(t, registry.SetWith((*counter).get, func(c *counter, x int) int { return -x - 1000 }, registry.ForReceiver(c2)))
