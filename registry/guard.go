@@ -295,7 +295,11 @@ func joinTree(off uintptr) (*tree, func(), error) {
 	scoped.trees[t.word] = t
 	undo := func() {
 		delete(scoped.trees, t.word)
-		pprof.SetGoroutineLabels(pprof.WithLabels(context.Background(), pprof.Labels(kv...)))
+		before := context.Background() // no labels: the word back to nil
+		if len(kv) > 0 {
+			before = pprof.WithLabels(before, pprof.Labels(kv...))
+		}
+		pprof.SetGoroutineLabels(before)
 	}
 	return t, undo, nil
 }

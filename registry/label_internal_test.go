@@ -146,3 +146,59 @@ func TestLabelWordMatchesDWARF(t *testing.T) {
 		t.Fatal("runtime.g has no labels field")
 	}
 }
+
+// TestJoinTreeKeepsLabels: a goroutine joining a tree keeps its labels and
+// gains the tree's; undoing the join puts its labels back.
+func TestJoinTreeKeepsLabels(t *testing.T) {
+	off, err := labelOffset()
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		joined, undone []string
+		undoneWord     uintptr
+		err            error
+	}
+	run := func(kv ...string) result {
+		done := make(chan result)
+		go func() {
+			var r result
+			if len(kv) > 0 {
+				pprof.SetGoroutineLabels(pprof.WithLabels(context.Background(), pprof.Labels(kv...)))
+			}
+			reg.mu.Lock()
+			defer reg.mu.Unlock()
+			if scoped.trees == nil {
+				scoped.trees = map[uintptr]*tree{}
+			}
+			tr, undo, err := joinTree(off)
+			if err != nil {
+				r.err = err
+				done <- r
+				return
+			}
+			r.joined, _ = labelList(off)
+			if scoped.trees[labelWordAt(off)] != tr {
+				r.err = errors.New("the tree is not registered under the goroutine's label word")
+			}
+			undo()
+			r.undone, _ = labelList(off)
+			r.undoneWord = labelWordAt(off)
+			done <- r
+		}()
+		return <-done
+	}
+	r := run("req", "7", "a", "b")
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if len(r.joined) != 6 || r.joined[0] != "a" || r.joined[2] != "req" || r.joined[4] != treeKey || !strings.HasPrefix(r.joined[5], "tree-") {
+		t.Errorf("joined labels %q, want a=b, req=7 and the tree's", r.joined)
+	}
+	if diff := cmp.Diff([]string{"a", "b", "req", "7"}, r.undone); diff != "" {
+		t.Errorf("labels after undo:\n%s", diff)
+	}
+	if r = run(); r.err != nil || r.undoneWord != 0 {
+		t.Errorf("a goroutine without labels: after undo the word is %#x (%v), want 0", r.undoneWord, r.err)
+	}
+}
