@@ -19,18 +19,8 @@ import (
 // the dispatcher, which compares the call's registers with each guard of
 // the function's route, most specific first, and takes the first that
 // matches; a call no guard matches takes the global patch if there is one,
-// else runs the original through the function's trampoline.
-//
-// Specificity, most specific first:
-//
-//  1. a closure instance or a generic instantiation (with ForGoroutine:
-//     before the same without);
-//  2. a receiver together with a goroutine tree;
-//  3. a receiver;
-//  4. a goroutine tree;
-//  5. the global patch (Set without a scope).
-//
-// Ties keep the order the patches were made in.
+// else runs the original through the function's trampoline. The guards
+// are kept in SetWith's order of specificity, from the rank of each scope.
 
 // ForGoroutine scopes a patch to the goroutine tree of the goroutine that
 // calls SetWith or ResetWith: that goroutine and every goroutine it, or
