@@ -176,14 +176,14 @@ func identity[F any](op string, fn F) (*record, scope, error) {
 		if err != nil {
 			return nil, scope{}, &Error{Op: op, Func: f.Name, Entry: uintptr(entry), Err: err}
 		}
+		if !dictFits(t) {
+			return nil, scope{}, &Error{Op: op, Func: f.Name, Entry: uintptr(entry), Err: because(ErrGeneric, "with the dictionary in front, its arguments no longer all fit in registers, which a replacement of type %v needs", t)}
+		}
 		rec, err := recordAt(op, unsafe.Add(entry, int(inst.shape)-int(uintptr(entry))), allowGeneric)
 		if err != nil {
 			return nil, scope{}, err
 		}
 		dict := unsafe.Add(entry, int(inst.dict)-int(uintptr(entry)))
-		if !dictFits(t) {
-			return nil, scope{}, &Error{Op: op, Func: f.Name, Entry: uintptr(entry), Err: because(ErrGeneric, "with the dictionary in front, its arguments no longer all fit in registers, which a replacement of type %v needs", t)}
-		}
 		return rec, scope{rax: inst.dict, dict: true, keep: dict, what: "instantiation " + f.Name, rank: rankIdentity}, nil
 	}
 	rec, err := lookup(op, fn)
@@ -237,7 +237,11 @@ func withOptions(s scope, o *options, fnType reflect.Type, join bool) (scope, fu
 			return s, undo, because(ErrTypeMismatch, "ForReceiver(%v) for a %v: the first parameter must be the receiver's type", o.recvType, fnType)
 		}
 		s.rax, s.keep = uintptr(o.recvPtr), o.recvPtr
-		s.what = strings.TrimPrefix(s.what+" + ", " + ") + fmt.Sprintf("receiver %#x", uintptr(o.recvPtr))
+		recv := fmt.Sprintf("receiver %#x", uintptr(o.recvPtr))
+		if s.what != "" {
+			recv = s.what + " + " + recv
+		}
+		s.what = recv
 		if s.rdx != 0 {
 			// A closure instance and its first argument: keep both alive.
 			s.keep = unsafe.Pointer(&[2]unsafe.Pointer{s.keep, o.recvPtr})

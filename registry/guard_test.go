@@ -55,6 +55,11 @@ type box[T any] struct{ v T }
 //go:noinline
 func (b *box[T]) get() T { return b.v }
 
+// nine takes nine integer registers; with the dictionary, ten.
+//
+//go:noinline
+func nine[T number](a, b, c, d, e, f, g, h, i T) T { return a + b + c + d + e + f + g + h + i }
+
 // makeAdder returns one instance of the same literal per call.
 //
 //go:noinline
@@ -444,6 +449,9 @@ func TestGuardRefusals(t *testing.T) {
 		{"method of a generic type", func() error {
 			return registry.Set((*box[int]).get, func(*box[int]) int { return 0 })
 		}, registry.ErrGeneric},
+		{"instantiation whose arguments no longer fit in registers", func() error {
+			return registry.Set(nine[int], func(a, b, c, d, e, f, g, h, i int) int { return 0 })
+		}, registry.ErrGeneric},
 		{"call mode with a scope", func() error {
 			return registry.SetWith(treeVictim, helper, registry.ForGoroutine(), registry.WithMode(registry.CallMode))
 		}, registry.ErrModeConflict},
@@ -466,7 +474,7 @@ func TestGuardRefusals(t *testing.T) {
 			if diff := cmp.Diff(code, [][8]byte{snapshot((*counter).get), snapshot(treeVictim), snapshot(double[int]), snapshot(a)}); diff != "" {
 				t.Errorf("code changed:\n%s", diff)
 			}
-			if c.get(1) != 3 || treeVictim(1) != 9 || double(1) != 2 || a(1) != 3 {
+			if c.get(1) != 3 || treeVictim(1) != 9 || double(1) != 2 || a(1) != 3 || nine(1, 1, 1, 1, 1, 1, 1, 1, 1) != 9 {
 				t.Errorf("behaviour changed")
 			}
 		})
