@@ -24,6 +24,8 @@
 // common case is one load and one test), or the original with RDX kept when
 // the target is nil (a closure keeps its context).
 // Rule 3, guards: the first whose non-zero conditions all hold, else rule 2.
+// The guard list is loaded once: SetGuards(nil) may clear it between two
+// loads.
 // The guard loop needs R13 back afterwards, so it pushes it: one word below
 // the return address, which is why 8(SP) is read before.
 #define ROUTE \
@@ -37,7 +39,8 @@
 	MOVQ	0(DX), R12; \
 	TAKE; \
 slow: \
-	CMPQ	Route_guards(R13), $0; \
+	MOVQ	Route_guards(R13), R12; \
+	TESTQ	R12, R12; \
 	JNE	guarded; \
 global: \
 	MOVQ	Route_target(R13), R12; \
@@ -51,7 +54,7 @@ original: \
 	TAKE; \
 guarded: \
 	PUSHQ	R13; \
-	MOVQ	Route_guards(R13), R13; \
+	MOVQ	R12, R13; \
 guard: \
 	CMPQ	Guard_Target(R13), $0; \
 	JEQ	noguard; \

@@ -91,6 +91,62 @@ func loopIface(n int) (s int) {
 	return s
 }
 
+// The guarded victims compute what target computes, so that a call that
+// falls through to the original does the same work as one that matches.
+// guarded.victim is a method, so a receiver can scope its patch: only gv's
+// calls match, gvOther's run the original through its trampoline.
+type guarded struct{ _ int }
+
+//go:noinline
+func (*guarded) victim(x int) int { return x*3 + 1 }
+
+//go:noinline
+func victimTree(x int) int { return x*3 + 1 }
+
+var gv, gvOther = &guarded{}, &guarded{}
+
+//go:noinline
+func loopGuardHit(n int) (s int) {
+	for i := range n {
+		s += gv.victim(i)
+	}
+	return s
+}
+
+//go:noinline
+func loopGuardMiss(n int) (s int) {
+	for i := range n {
+		s += gvOther.victim(i)
+	}
+	return s
+}
+
+//go:noinline
+func loopGuardTree(n int) (s int) {
+	for i := range n {
+		s += victimTree(i)
+	}
+	return s
+}
+
+// guardImpl is target with the method's signature.
+//
+//go:noinline
+func guardImpl(_ *guarded, x int) int { return x*3 + 1 }
+
+// guardSetup scopes victim's patch to gv (the receiver guard's variants) or
+// victimTree's to the calling goroutine's tree.
+func guardSetup(tree bool) func() (func() error, error) {
+	return func() (func() error, error) {
+		if tree {
+			return func() error { return registry.Reset(victimTree) },
+				registry.SetWith(victimTree, target, registry.ForGoroutine())
+		}
+		return func() error { return registry.Reset((*guarded).victim) },
+			registry.SetWith((*guarded).victim, guardImpl, registry.ForReceiver(gv))
+	}
+}
+
 // Variant is one way of calling target.
 type Variant struct {
 	Name string
@@ -114,6 +170,9 @@ var Variants = []Variant{
 	{"per-slot 12-byte patch", slotPatch, loopSlot},
 	{"func variable", nothing, loopFuncVar},
 	{"interface", nothing, loopIface},
+	{"guard: receiver, matches", guardSetup(false), loopGuardHit},
+	{"guard: receiver, falls through to the original", guardSetup(false), loopGuardMiss},
+	{"guard: goroutine tree, matches", guardSetup(true), loopGuardTree},
 }
 
 // Ratio times n calls of v and of the direct call, interleaved in chunks so

@@ -6,6 +6,15 @@
 //	err = registry.Set(pkg.Compute, func(x int) int { ... }) // retarget: one atomic pointer store
 //	err = registry.Reset(pkg.Compute)                        // original bytes back
 //
+// A patch can be scoped to some calls (see SetWith for the order in which
+// overlapping patches apply):
+//
+//	err = registry.SetWith(time.Now, fakeNow, registry.ForGoroutine())     // this goroutine and those it starts
+//	err = registry.SetWith((*pkg.Cache).Get, stub, registry.ForReceiver(c)) // calls on c only
+//	err = registry.Set(pkg.Max[int], maxInt)                                // this instantiation only
+//	err = registry.Set(counter, fakeCounter)                                // this closure instance only
+//	err = registry.ResetWith(time.Now, registry.ForGoroutine())            // remove one scoped patch
+//
 // SetC, ResetC and OriginalC do the same for C and C++ functions (System V
 // ABI) of the executable and of loaded shared objects, given C code
 // pointers; LookupSymbol finds them by name, C++ by demangled name.

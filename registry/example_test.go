@@ -3,6 +3,7 @@ package registry_test
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/switchboard-go/switchboard/registry"
 )
@@ -36,8 +37,8 @@ func ExampleSet() {
 }
 
 func ExampleSet_refused() {
-	double := func(x int) int { return 2 * x }
-	err := registry.Set(double, Compute)
-	fmt.Println(errors.Is(err, registry.ErrClosure))
+	var b strings.Builder
+	err := registry.Set(b.Len, func() int { return 0 }) // a method value: patch (*strings.Builder).Len
+	fmt.Println(errors.Is(err, registry.ErrMethodValue))
 	// Output: true
 }

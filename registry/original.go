@@ -52,16 +52,7 @@ func Original[F any](fn F) (F, error) {
 			rec.trampErr = because(ErrUnpatchable, "%d bytes of stack arguments and results and %d of register spill area: the Original stub's frame holds %d", stack, spill, switchboard.OriginalStackMax)
 			return fail(rec.trampErr)
 		}
-		if rec.tramp == nil {
-			t, err := planner().PlanTrampoline(rec.fn)
-			if err != nil {
-				rec.trampErr = err
-				return fail(codeWriteCause(err))
-			}
-			rec.tramp = t
-		}
-		// Install resumes where a failed attempt stopped.
-		if err := rec.tramp.Install(rec.entry); err != nil {
+		if err := rec.installTrampoline(); err != nil {
 			return fail(codeWriteCause(err))
 		}
 		// The funcval's code is a Go assembly stub, never the trampoline
@@ -69,11 +60,33 @@ func Original[F any](fn F) (F, error) {
 		// and the garbage collector must be able to unwind it there.
 		fv := &[3]uintptr{switchboard.OriginalEntryPC(), rec.tramp.Addr, stack}
 		rec.trampoline = unsafe.Pointer(fv)
-		// Calls the route sends to the original (a guard that does not
-		// hold, a restart) now skip the patched entry.
-		rec.route.SetOriginal(rec.tramp.Addr)
 	}
 	var out F
 	*(*unsafe.Pointer)(unsafe.Pointer(&out)) = rec.trampoline
 	return out, nil
+}
+
+// installTrampoline plans and installs rec's trampoline on first use, and
+// points the route's original at it: calls the route sends to the original
+// (a guard that does not hold, a restart) then skip the patched entry.
+// Original and scoped patches (whose unmatched calls run the original)
+// both come this way.
+func (rec *record) installTrampoline() error {
+	if rec.tramp == nil {
+		if rec.trampPlanErr != nil {
+			return rec.trampPlanErr
+		}
+		t, err := planner().PlanTrampoline(rec.fn)
+		if err != nil {
+			rec.trampPlanErr = err
+			return err
+		}
+		rec.tramp = t
+	}
+	// Install resumes where a failed attempt stopped.
+	if err := rec.tramp.Install(rec.entry); err != nil {
+		return err
+	}
+	rec.route.SetOriginal(rec.tramp.Addr)
+	return nil
 }

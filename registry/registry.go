@@ -30,7 +30,10 @@ const (
 // An Option changes how SetWith patches.
 type Option func(*options)
 
-type options struct{ mode Mode }
+type options struct {
+	mode Mode
+	scopeOpts
+}
 
 // WithMode selects the patch mode. A function keeps its mode while
 // redirected: Reset it before changing mode.
@@ -45,6 +48,11 @@ type Redirect struct {
 	Site   uintptr // the relay site or stub its patch leads to
 	Active bool    // redirected now (false after Reset)
 	Target string  // the function calls go to now; the original when not active
+	// Scope is which calls the patch applies to: "global", or a scoped
+	// patch's "goroutine tree 3", "receiver 0xc000012345",
+	// "instantiation pkg.F[int]", "closure 0xc000012345", or a
+	// combination joined by " + ". List has one entry per patch.
+	Scope string
 }
 
 func (r Redirect) String() string {
@@ -52,7 +60,7 @@ func (r Redirect) String() string {
 	if !r.Active {
 		state = "(original)"
 	}
-	return fmt.Sprintf("%s @%#x %s [%s mode, %s, site %#x]", r.Func, r.Entry, state, r.Mode, r.Tactic, r.Site)
+	return fmt.Sprintf("%s @%#x %s [%s, %s mode, %s, site %#x]", r.Func, r.Entry, state, r.Scope, r.Mode, r.Tactic, r.Site)
 }
 
 // record is the life-long state of one patched function.
@@ -73,9 +81,11 @@ type record struct {
 
 	// tramp runs the original body (Original), once planned; trampoline is
 	// its funcval once installed; trampErr is why planning failed.
-	tramp      *dispatch.Trampoline
-	trampErr   error
-	trampoline unsafe.Pointer
+	tramp    *dispatch.Trampoline
+	trampErr error
+	// trampPlanErr is why planning the trampoline failed.
+	trampPlanErr error
+	trampoline   unsafe.Pointer
 }
 
 var reg struct {
@@ -97,7 +107,9 @@ func planner() *dispatch.Planner {
 // Set redirects every call of fn, from any goroutine, to impl, until Reset.
 //
 // fn must be a top-level function or a method expression ((*T).M, T.M);
-// calls through interfaces and func values reach the patch too. impl may be
+// calls through interfaces and func values reach the patch too. A closure
+// value or a generic instantiation (pkg.F[int]) as fn is patched for that
+// instance or instantiation only (see ForGoroutine for scopes). impl may be
 // any func value of the same type: a function, a method value or a
 // closure. Set(fn, fn) is Reset(fn).
 //
@@ -109,7 +121,28 @@ func planner() *dispatch.Planner {
 // changes nothing.
 func Set[F any](fn, impl F) error { return SetWith(fn, impl) }
 
-// SetWith is Set with options.
+// SetWith is Set with options: WithMode, and the scopes ForGoroutine and
+// ForReceiver, which patch only the calls of fn made from one goroutine
+// tree or on one receiver (both together: only calls that are both).
+//
+// A function may hold many patches at once: a global one (Set) and any
+// number of scoped ones, each removed by ResetWith with the same scope.
+// Set of a closure value or of a generic instantiation is scoped by what
+// fn is (calls of that closure instance, of that instantiation). When
+// several patches match a call, the most specific wins:
+//
+//  1. a closure instance or an instantiation, with ForGoroutine before
+//     without;
+//  2. ForReceiver with ForGoroutine;
+//  3. ForReceiver;
+//  4. ForGoroutine;
+//  5. the global patch.
+//
+// Patches of the same rank never both match a call: a call has one
+// receiver, one closure context, and its goroutine one tree. A call no patch
+// matches runs the original body, through the trampoline Original uses:
+// a scoped patch is refused (ErrUnpatchable, with the reason) when fn has
+// none. Scoped patches use site mode.
 func SetWith[F any](fn, impl F, opts ...Option) error {
 	var o options
 	for _, opt := range opts {
@@ -120,7 +153,7 @@ func SetWith[F any](fn, impl F, opts ...Option) error {
 	}
 	reg.mu.Lock()
 	defer reg.mu.Unlock()
-	rec, err := lookup("Set", fn)
+	rec, sc, err := identity("Set", fn)
 	if err != nil {
 		return err
 	}
@@ -132,9 +165,12 @@ func SetWith[F any](fn, impl F, opts ...Option) error {
 	if fv == nil {
 		return fail(because(ErrNil, "impl is nil"))
 	}
+	if !sc.global() || o.scoped() {
+		return setWithScope(rec, sc, reflect.TypeOf(fn), fv, &o)
+	}
 	code := *(*unsafe.Pointer)(fv)
 	if code == rec.entry {
-		return reset(rec, "Set")
+		return resetGlobal(rec, "Set")
 	}
 	if err := noCycle(rec, uintptr(code)); err != nil {
 		return fail(err)
@@ -146,6 +182,9 @@ func SetWith[F any](fn, impl F, opts ...Option) error {
 	}
 	if rec.active {
 		return fail(because(ErrModeConflict, "redirected in %v mode, asked for %v mode", rec.mode, o.mode))
+	}
+	if len(scoped.patches[rec]) > 0 {
+		return globalOverGuards(rec, fv, o.mode, fail)
 	}
 	p, err := rec.patch(o.mode)
 	if err != nil {
@@ -186,21 +225,23 @@ func unfinished(fail func(error) error, written bool, err error) error {
 	return fail(err)
 }
 
-// Reset routes the calls of fn to its original body again: it restores the
-// original bytes with one atomic store, then points any call still on its
-// way through the relay at the original entry. Reset of a function that is
-// not redirected does nothing.
+// Reset removes every patch of fn, global and scoped (for a closure
+// instance or an instantiation, every patch of it), and routes its calls
+// to its original body again: it restores the original bytes with one
+// atomic store, then points any call still on its way through the relay at
+// the original. Reset of a function that is not redirected does nothing.
+// ResetWith removes one scoped patch.
 func Reset[F any](fn F) error {
 	if err := refuseUnsupported("Reset", fn); err != nil {
 		return err
 	}
 	reg.mu.Lock()
 	defer reg.mu.Unlock()
-	rec, err := lookup("Reset", fn)
+	rec, sc, err := identity("Reset", fn)
 	if err != nil {
 		return err
 	}
-	return reset(rec, "Reset")
+	return resetAll(rec, sc, "Reset")
 }
 
 func reset(rec *record, op string) error {
@@ -231,15 +272,17 @@ func List() []Redirect {
 		}
 		r := Redirect{
 			Func: rec.name, Entry: uintptr(rec.entry), Tactic: p.Tactic.String(),
-			Mode: rec.mode.String(), Site: p.Site, Active: rec.active, Target: rec.name,
+			Mode: rec.mode.String(), Site: p.Site, Active: rec.active, Target: rec.name, Scope: "global",
 		}
 		if rec.active {
 			r.Target = unwind.Name(uintptr(*(*unsafe.Pointer)(rec.impl)))
 		}
 		out = append(out, r)
+		out = append(out, scopedRows(rec, r)...)
 	}
 	out = append(out, listC()...)
-	slices.SortFunc(out, func(a, b Redirect) int { return strings.Compare(a.Func, b.Func) })
+	// Per function: the global patch, then the scoped ones, most specific first.
+	slices.SortStableFunc(out, func(a, b Redirect) int { return strings.Compare(a.Func, b.Func) })
 	return out
 }
 
@@ -305,10 +348,24 @@ func lookup[F any](op string, fn F) (*record, error) {
 	if reflect.ValueOf(fn).IsNil() {
 		return fail("<nil "+t.String()+">", 0, because(ErrNil, "fn is a nil %v", t))
 	}
-	fv := funcval(fn)
-	entry := *(*unsafe.Pointer)(fv)
+	return recordAt(op, *(*unsafe.Pointer)(funcval(fn)), kind)
+}
+
+// recordAt returns the record of the code at entry, creating it on first
+// use. rule refuses kinds of code by name (kind, for lookup).
+func recordAt(op string, entry unsafe.Pointer, rule func(name string, bin names) error) (*record, error) {
+	fail := func(name string, entry uintptr, err error) (*record, error) {
+		return nil, &Error{Op: op, Func: name, Entry: entry, Err: err}
+	}
 	planner()
 	if rec := reg.byEntry[uintptr(entry)]; rec != nil {
+		im, err := unwind.Self()
+		if err != nil {
+			return fail(rec.name, uintptr(entry), because(ErrNotEntry, "%v", err))
+		}
+		if err := rule(rec.name, im); err != nil {
+			return fail(rec.name, uintptr(entry), err)
+		}
 		return rec, nil
 	}
 	im, err := unwind.Self()
@@ -317,10 +374,13 @@ func lookup[F any](op string, fn F) (*record, error) {
 	}
 	f, ok := im.Lookup(uintptr(entry))
 	name := unwind.Name(uintptr(entry))
+	if strings.Contains(name, "[...]") && ok {
+		name = f.Name // the runtime elides type arguments; the symbol has them
+	}
 	if !ok || f.Entry != uintptr(entry) {
 		return fail(name, uintptr(entry), because(ErrNotEntry, "%#x is not a function entry", uintptr(entry)))
 	}
-	if err := kind(name, im); err != nil {
+	if err := rule(name, im); err != nil {
 		return fail(name, f.Entry, err)
 	}
 	if why := protected(name, f.Entry); why != "" {

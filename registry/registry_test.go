@@ -347,15 +347,14 @@ func TestRefusals(t *testing.T) {
 		{"non-function", func() error { return registry.Set[any](42, 43) }, registry.ErrNotFunc, "", false},
 		{"impl non-function", func() error { return registry.Set[any](leafInc, 43) }, registry.ErrNotFunc, "leafInc", false},
 		{"type mismatch", func() error { return registry.Set[any](leafInc, strings.ToUpper) }, registry.ErrTypeMismatch, "leafInc", false},
-		{"closure fn", func() error { return registry.Set(closure, leafInc) }, registry.ErrClosure, "TestRefusals.func1", false},
 		{"method value fn", func() error { return registry.Set(a.Add, leafInc) }, registry.ErrMethodValue, "Add-fm", false},
-		{"generic fn", func() error { return registry.Set(generic[int], leafInc) }, registry.ErrGeneric, "generic[", false},
+		{"generic method", func() error { return registry.Set((*box[int]).get, func(*box[int]) int { return 0 }) }, registry.ErrGeneric, "box[int]).get", false},
 		{"interface method expression", func() error { return registry.Set(getter.Get, func(getter, int) int { return 0 }) }, registry.ErrWrapper, "getter.Get", false},
 		{"pointer wrapper of a value method", func() error { return registry.Set((*valRecv).Get, func(*valRecv, int) int { return 0 }) }, registry.ErrWrapper, "(*valRecv).Get", false},
 		{"runtime", func() error { return registry.Set(runtime.GC, runtime.Gosched) }, registry.ErrProtected, "runtime.GC", false},
 		{"runtime, other", func() error { return registry.Set(runtime.NumGoroutine, runtime.NumCPU) }, registry.ErrProtected, "runtime.NumGoroutine", false},
 		{"runtime subpackage", func() error { return registry.Set(debug.FreeOSMemory, debug.FreeOSMemory) }, registry.ErrProtected, "runtime/debug.FreeOSMemory", false},
-		{"generic std", func() error { return registry.Set(slices.Sort[[]int], slices.Sort[[]int]) }, registry.ErrGeneric, "slices.Sort", false},
+		{"generic with its body in the wrapper", func() error { return registry.Set(slices.Sort[[]int], slices.Sort[[]int]) }, registry.ErrInlined, "slices.Sort", false},
 		{"reflect", func() error { return registry.Set(reflect.TypeOf, reflect.TypeOf) }, registry.ErrProtected, "reflect.TypeOf", false},
 		{"sync/atomic", func() error { return registry.Set(atomic.AddInt64, atomic.AddInt64) }, registry.ErrProtected, "sync/atomic.AddInt64", false},
 		{"switchboard itself", func() error { return registry.Set(registry.List, registry.List) }, registry.ErrProtected, "registry.List", false},
@@ -367,7 +366,8 @@ func TestRefusals(t *testing.T) {
 		{"call mode, return in padding", func() error {
 			return registry.SetWith(leafRet, leafInc, registry.WithMode(registry.CallMode))
 		}, registry.ErrUnpatchable, "leafRet", false},
-		{"reset closure", func() error { return registry.Reset(closure) }, registry.ErrClosure, "TestRefusals.func1", false},
+		{"Original of a closure", func() error { _, err := registry.Original(closure); return err }, registry.ErrClosure, "TestRefusals.func1", false},
+		{"Original of an instantiation", func() error { _, err := registry.Original(generic[int]); return err }, registry.ErrGeneric, "generic[", false},
 		{"reset nil", func() error { return registry.Reset[func()](nil) }, registry.ErrNil, "", false},
 	}
 	for _, tc := range cases {

@@ -169,6 +169,9 @@ type patchTarget struct {
 	impls  []string          // what each implementation is
 	models []func(x int) int // what each implementation must return for x
 	apply  func(i int) error // install impls[i]: Set, or Reset for i == 0
+	// recvs scopes implementations to a receiver (registry.ForReceiver):
+	// implementation index -> receiver.
+	recvs map[int]any
 }
 
 type patchVariant[F any] struct {
@@ -183,13 +186,37 @@ func newPatchTarget[F any](name, shape string, fn F, vs ...patchVariant[F]) *pat
 		t.impls = append(t.impls, v.name)
 		t.models = append(t.models, v.model)
 	}
+	cur := 0
 	t.apply = func(i int) error {
-		if i == 0 {
-			return registry.Reset(fn)
+		err := move(t, fn, vs[i].fn, cur, i)
+		if err == nil {
+			cur = i
 		}
-		return registry.Set(fn, vs[i].fn)
+		return err
 	}
 	return t
+}
+
+// move installs implementation i, impl, of fn in place of cur. Between a
+// global and a receiver-scoped patch it sets the new one first and then
+// removes the old one: every call of the demo has the scoped receiver, so
+// calls see the old implementation or the new one, never the original.
+func move[F any](t *patchTarget, fn, impl F, cur, i int) error {
+	recv, old := t.recvs[i], t.recvs[cur]
+	switch {
+	case i == 0:
+		return registry.Reset(fn)
+	case recv != nil:
+		if err := registry.SetWith(fn, impl, registry.ForReceiver(recv)); err != nil || cur == 0 || old != nil {
+			return err
+		}
+		return registry.ResetWith(fn)
+	default:
+		if err := registry.Set(fn, impl); err != nil || old == nil {
+			return err
+		}
+		return registry.ResetWith(fn, registry.ForReceiver(old))
+	}
 }
 
 // all is the mask of every implementation of t.
@@ -244,6 +271,8 @@ func serviceTargets(s *service) []*patchTarget {
 		patchVariant[unitFn]{"original", (*tableCatalog).Unit, func(sku int) int { return cents[sku&15]<<4 | 0 }},
 		patchVariant[unitFn]{"closure promo(20% off)", promo(20, 1), func(sku int) int { return cents[sku&15]*80/100<<4 | 1 }},
 		patchVariant[unitFn]{"function flatUnit", flatUnit, func(int) int { return 100<<4 | 2 }},
+		patchVariant[unitFn]{"closure promo(30% off), this catalog only (ForReceiver)", promo(30, 3), func(sku int) int { return cents[sku&15]*70/100<<4 | 3 }},
 	)
+	ts[tUnit].recvs = map[int]any{3: s.cat}
 	return ts
 }

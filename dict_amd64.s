@@ -1,0 +1,36 @@
+#include "textflag.h"
+
+// dropDictionary is the code of the funcvals that send a call of a generic
+// shape function to a replacement with the instantiation's own signature:
+// funcval{dropDictionary, impl}, where impl is the replacement's funcval.
+// Callers of a shape function pass the instantiation's dictionary first, in
+// RAX, and the arguments after it; the replacement takes the arguments
+// alone. Registry only builds these funcvals for signatures whose arguments
+// all fit the remaining eight integer registers (nothing on the stack), so
+// moving each integer register down one is the whole conversion; float
+// registers, the stack and the results are the same for both.
+// In:       RAX = the dictionary; RBX RCX RDI RSI R8-R11 = integer
+//           arguments; X0-X14 = float arguments; DX = this funcval.
+// Out:      jumps to impl's code with the integer arguments in RAX RBX RCX
+//           RDI RSI R8 R9 R10 and DX = impl (its closure context). The
+//           replacement returns straight to the shape function's caller.
+// Clobbers: R12 (scratch at function entry); AX-R10 as above.
+// No frame and no call: asynchronous preemption never stops here.
+TEXT ·dropDictionary(SB), NOSPLIT|NOFRAME, $0-0
+	MOVQ	BX, AX
+	MOVQ	CX, BX
+	MOVQ	DI, CX
+	MOVQ	SI, DI
+	MOVQ	R8, SI
+	MOVQ	R9, R8
+	MOVQ	R10, R9
+	MOVQ	R11, R10
+	MOVQ	8(DX), DX
+	MOVQ	0(DX), R12
+	JMP	R12
+
+// func dropDictionaryPC() uintptr
+TEXT ·dropDictionaryPC(SB), NOSPLIT, $0-8
+	LEAQ	·dropDictionary(SB), AX
+	MOVQ	AX, ret+0(FP)
+	RET

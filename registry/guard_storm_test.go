@@ -1,0 +1,102 @@
+package registry_test
+
+import (
+	"io"
+	"runtime"
+	"runtime/pprof"
+	"testing"
+	"time"
+
+	"github.com/switchboard-go/switchboard/registry"
+)
+
+// stormEnv is TestFlipStorm's weather: GOMAXPROCS 4, the CPU profiler and a
+// GC every millisecond, until the returned func is called.
+func stormEnv(t *testing.T) func() {
+	procs := runtime.GOMAXPROCS(4)
+	profiling := pprof.StartCPUProfile(io.Discard) == nil
+	stop, done := make(chan struct{}), make(chan int)
+	go func() {
+		n := 0
+		for tick := time.NewTicker(time.Millisecond); ; n++ {
+			select {
+			case <-stop:
+				tick.Stop()
+				done <- n
+				return
+			case <-tick.C:
+				runtime.GC()
+			}
+		}
+	}()
+	return func() {
+		close(stop)
+		t.Logf("%d GC cycles forced", <-done)
+		if profiling {
+			pprof.StopCPUProfile()
+		}
+		runtime.GOMAXPROCS(procs)
+	}
+}
+
+// TestGuardStorm is the flip storm for every kind of guard: callers in the
+// guard's scope check every result while the scoped patch is set,
+// retargeted and removed as fast as possible.
+func TestGuardStorm(t *testing.T) {
+	c := &counter{n: 4}
+	a := makeAdder(5)
+	shapes := []shape{
+		{
+			name: "goroutine-tree", tactic: "punned-jump",
+			call: stormTree,
+			set: func(which int) error {
+				impl := func(x int) int { return -x }
+				if which == 2 {
+					impl = func(x int) int { return -x - 5000 }
+				}
+				return registry.SetWith(stormTree, impl, registry.ForGoroutine())
+			},
+			reset: func() error { return registry.ResetWith(stormTree, registry.ForGoroutine()) },
+			want:  func(x int) [3]int { return [3]int{2*x + 9, -x, -x - 5000} },
+		},
+		{
+			name: "receiver", tactic: "punned-jump",
+			call: func(x int) int { return c.get(x) },
+			set: func(which int) error {
+				impl := func(_ *counter, x int) int { return -x }
+				if which == 2 {
+					impl = func(_ *counter, x int) int { return -x - 5000 }
+				}
+				return registry.SetWith((*counter).get, impl, registry.ForReceiver(c))
+			},
+			reset: func() error { return registry.ResetWith((*counter).get, registry.ForReceiver(c)) },
+			want:  func(x int) [3]int { return [3]int{8 + x, -x, -x - 5000} },
+		},
+		{
+			name: "instantiation", tactic: "",
+			call:  func(x int) int { return double(x) },
+			set:   setPair(double[int], func(x int) int { return -x }, func(x int) int { return -x - 5000 }),
+			reset: func() error { return registry.Reset(double[int]) },
+			want:  func(x int) [3]int { return [3]int{2 * x, -x, -x - 5000} },
+		},
+		{
+			name: "closure", tactic: "punned-jump",
+			call:  a,
+			set:   setPair(a, func(x int) int { return -x }, func(x int) int { return -x - 5000 }),
+			reset: func() error { return registry.Reset(a) },
+			want:  func(x int) [3]int { return [3]int{2*x + 5, -x, -x - 5000} },
+		},
+	}
+	defer stormEnv(t)()
+	per := stormTotal(t) / 2 / time.Duration(len(shapes))
+	for _, s := range shapes {
+		t.Run(s.name, func(t *testing.T) {
+			if s.name == "goroutine-tree" {
+				// Join a tree before storm starts the callers, so they are in it.
+				must(t, s.set(1))
+				must(t, s.reset())
+			}
+			storm(t, s, per)
+		})
+	}
+}
