@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 	"unsafe"
 
 	"github.com/switchboard-go/switchboard"
@@ -45,6 +46,11 @@ type Redirect struct {
 	Site   uintptr // the relay site or stub its patch leads to
 	Active bool    // redirected now (false after Reset)
 	Target string  // the function calls go to now; the original when not active
+	Scope  string  // which calls the redirect applies to: "global" (every call)
+	// SetAt is when the function was last redirected from its original;
+	// Retargets counts the Sets that changed its target since.
+	SetAt     time.Time
+	Retargets int
 }
 
 func (r Redirect) String() string {
@@ -68,6 +74,7 @@ type record struct {
 	mode    Mode
 	active  bool
 	impl    unsafe.Pointer // funcval calls go to while active
+	history                // when set, how often retargeted (List)
 
 	// tramp runs the original body (Original), once planned; trampoline is
 	// its funcval once installed; trampErr is why planning failed.
@@ -136,6 +143,7 @@ func SetWith[F any](fn, impl F, opts ...Option) error {
 	if rec.active && rec.mode == o.mode {
 		rec.impl = fv
 		rec.route.Store(fv)
+		rec.noteRetarget(time.Now())
 		return nil
 	}
 	if rec.active {
@@ -156,6 +164,7 @@ func SetWith[F any](fn, impl F, opts ...Option) error {
 	written, err := p.Apply(rec.entry, orig)
 	if written {
 		rec.mode, rec.active, rec.impl = o.mode, true, fv
+		rec.noteSet(time.Now())
 	} else {
 		// Nothing leads to the route: it may point back.
 		rec.route.Store(prev)
@@ -213,12 +222,13 @@ func List() []Redirect {
 	var out []Redirect
 	for _, rec := range reg.byEntry {
 		p := rec.patches[rec.mode]
-		if p == nil {
-			continue // every plan failed: nothing was patched
+		if p == nil || rec.setAt.IsZero() {
+			continue // never patched (planned for a Set or batch that was refused)
 		}
 		r := Redirect{
 			Func: rec.name, Entry: uintptr(rec.entry), Tactic: p.Tactic.String(),
 			Mode: rec.mode.String(), Site: p.Site, Active: rec.active, Target: rec.name,
+			Scope: "global", SetAt: rec.setAt, Retargets: rec.retargets,
 		}
 		if rec.active {
 			r.Target = unwind.Name(uintptr(*(*unsafe.Pointer)(rec.impl)))
