@@ -214,7 +214,7 @@ func Verify(f Func, p *Patch) error {
 		}
 		if off > p.Offset && off < end {
 			got, err := x86asm.Decode(img[off:], 64)
-			if err != nil || got.Len != orig.Len || !bytes.Equal(img[off:off+orig.Len], code[off:off+orig.Len]) || got.String() != orig.String() {
+			if err != nil || got.Len != orig.Len || !bytes.Equal(img[off:off+orig.Len], code[off:off+orig.Len]) || got.Op != orig.Op || got.Args != orig.Args || got.Prefix != orig.Prefix {
 				return fmt.Errorf("boundary +%d: patched bytes decode as %v, original %v", off, got, orig)
 			}
 		}
