@@ -26,9 +26,10 @@ type BatchRun struct {
 	Reundo   int64 `json:"reundo_ns"`
 	// CPU time (user+system, every thread: GC included) of Commit and
 	// Undo: on a loaded machine the wall time also counts waiting for a core.
-	CommitCPU int64 `json:"commit_cpu_ns"`
-	UndoCPU   int64 `json:"undo_cpu_ns"`
-	Pages    int   `json:"pages"` // distinct code pages the patches are on
+	CommitCPU  int64 `json:"commit_cpu_ns"`
+	UndoCPU    int64 `json:"undo_cpu_ns"`
+	Pages      int   `json:"pages"`       // distinct code pages the patches are on
+	RelayPages int   `json:"relay_pages"` // distinct relay pages their sites are on
 }
 
 // ModuleDir returns the root of the Switchboard module the current
@@ -81,16 +82,20 @@ func BuildBatchProgram(dir, module string, n int) (string, error) {
 
 // RunBatchProgram runs a program from BuildBatchProgram once.
 func RunBatchProgram(bin string) (BatchRun, error) {
-	var r BatchRun
 	cmd := exec.Command(bin)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return r, fmt.Errorf("%s: %v\n%s", bin, err, stderr.Bytes())
+		return BatchRun{}, fmt.Errorf("%s: %v\n%s", bin, err, stderr.Bytes())
 	}
+	return parseBatchRun(out)
+}
+
+func parseBatchRun(out []byte) (BatchRun, error) {
+	var r BatchRun
 	if err := json.Unmarshal(out, &r); err != nil {
-		return r, fmt.Errorf("%s printed %q: %v", bin, out, err)
+		return r, fmt.Errorf("batch program printed %q: %v", out, err)
 	}
 	return r, nil
 }
@@ -205,6 +210,11 @@ func main() {
 		pages[**(**uintptr)(unsafe.Pointer(&f))&^4095] = true
 	}
 	out["pages"] = int64(len(pages))
+	relay := map[uintptr]bool{}
+	for _, r := range registry.List() {
+		relay[r.Site&^4095] = true
+	}
+	out["relay_pages"] = int64(len(relay))
 	json.NewEncoder(os.Stdout).Encode(out)
 }
 `))

@@ -153,6 +153,9 @@ func InstallAll(ps []*Patch, routes []*switchboard.Route) error {
 		}
 	}
 	slices.SortFunc(todo, func(a, b item) int { return cmp.Compare(a.p.page.addr, b.p.page.addr) })
+	if len(todo) == 0 {
+		return nil
+	}
 	writeMu.Lock()
 	for lo := 0; lo < len(todo); {
 		hi := lo + 1

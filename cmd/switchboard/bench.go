@@ -16,7 +16,7 @@ import (
 
 // benchRow is one line of the bench report, and one JSON object.
 type benchRow struct {
-	Kind     string  `json:"kind"` // "call", "write" or "lookup"
+	Kind     string  `json:"kind"` // "call", "write", "lookup" or "batch"
 	Name     string  `json:"name"`
 	NsMedian float64 `json:"ns_median"`
 	NsMin    float64 `json:"ns_min"`
@@ -26,6 +26,9 @@ type benchRow struct {
 	RatioMin    float64 `json:"ratio_min,omitempty"`
 	RatioMax    float64 `json:"ratio_max,omitempty"`
 	Rounds      int     `json:"rounds"`
+	// Functions in the batch and code pages they are on ("batch" rows).
+	Funcs int `json:"funcs,omitempty"`
+	Pages int `json:"pages,omitempty"`
 }
 
 func runBench(args []string) error {
@@ -34,15 +37,24 @@ func runBench(args []string) error {
 	calls := fs.Int("calls", 20_000_000, "calls per variant per round")
 	writes := fs.Int("writes", 2_000, "Set/Reset pairs and retargets per round")
 	asJSON := fs.Bool("json", false, "print one JSON object per row")
+	batch := fs.Int("batch", 10_000, "functions in the generated batch program (0: no batch rows)")
+	batchRuns := fs.Int("batch-runs", 3, "runs of the batch program")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if fs.NArg() != 0 || *rounds < 1 || *calls < 1 || *writes < 1 {
-		return fmt.Errorf("usage: switchboard bench [-rounds N] [-calls N] [-writes N] [-json]")
+	if fs.NArg() != 0 || *rounds < 1 || *calls < 1 || *writes < 1 || *batch < 0 || *batchRuns < 1 {
+		return fmt.Errorf("usage: switchboard bench [-rounds N] [-calls N] [-writes N] [-batch N] [-batch-runs N] [-json]")
 	}
 	rows, err := measure(*rounds, *calls, *writes, os.Stderr)
 	if err != nil {
 		return err
+	}
+	if *batch > 0 {
+		b, err := measureBatch(*batch, *batchRuns, os.Stderr)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, b...)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(os.Stdout)
@@ -150,8 +162,11 @@ func printBench(w io.Writer, rows []benchRow, rounds, calls int) {
 	for _, r := range rows {
 		if r.Kind != "call" {
 			name := r.Name
-			if r.Kind == "lookup" {
+			switch r.Kind {
+			case "lookup":
 				name = "lookup, " + name
+			case "batch":
+				name = "batch, " + name
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", name, fmtNanos(r.NsMedian), fmtNanos(r.NsMin), fmtNanos(r.NsMax))
 		}
