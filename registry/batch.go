@@ -83,9 +83,14 @@ func NewBatch() *Batch { return &Batch{index: map[*record]int{}} }
 // mismatch, ...); what depends on the whole batch (cycles, relay room) is
 // checked by Commit. Staging fn again replaces its impl; Stage(b, fn, fn)
 // stages a Reset of fn.
+//
+// In a Go plugin, a func value of a program function may point at the
+// plugin's own copy of it; Stage patches the program's copy, found by
+// name, which is the one the program's calls run.
 func Stage[F any](b *Batch, fn, impl F) error {
 	reg.mu.Lock()
 	defer reg.mu.Unlock()
+	fn = programCopy(fn)
 	rec, err := lookup("Stage", fn)
 	if err != nil {
 		return err
