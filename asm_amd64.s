@@ -1,106 +1,125 @@
-// The shared dispatcher. See doc.go for the path of one call and
-// ../shared/DESIGN.md section 1 for why it is shaped this way.
+// The shared dispatcher and the entry of Original's func values. See doc.go
+// for the path of one call.
 
 #include "go_asm.h"
 #include "textflag.h"
+#include "funcdata.h"
 
-// FIND_ROUTE looks up the key in R12 in the table state in RDX and leaves
-// the key's *Route in R13. It falls through on a hit at the home slot, the
-// common case, so that a dispatched call takes no extra branch; collisions
-// continue at miss, emitted out of line by FIND_ROUTE_MISS.
-// Reads R12 (key), RDX (*tableState). Clobbers R13 and flags.
-#define FIND_ROUTE \
-	MOVQ	$0x9E3779B97F4A7C15, R13; \
-	IMULQ	R12, R13; \
-	SHRQ	$32, R13; \
-	ANDQ	tableState_mask(DX), R13; \
-	SHLQ	$4, R13; \
-	ADDQ	tableState_slots(DX), R13; \
-probe: \
-	CMPQ	R12, 0(R13); \
-	JNE	miss; \
-found: \
-	MOVQ	8(R13), R13
+// SITE_ROUTE is where a site keeps its *Route: right after the site's
+// JMP R12 (41 FF E4), which the dispatcher returns to.
+#define SITE_ROUTE 3
 
-// FIND_ROUTE_MISS is the collision path of FIND_ROUTE: linear probing with
-// wrap-around, ending at an empty slot (an unknown key) in lost.
-#define FIND_ROUTE_MISS \
-miss: \
-	CMPQ	0(R13), $0; \
-	JEQ	lost; \
-	ADDQ	$16, R13; \
-	CMPQ	R13, tableState_end(DX); \
-	JCS	probe; \
-	MOVQ	tableState_slots(DX), R13; \
-	JMP	probe
+// ROUTE is the dispatcher's rules 1-3 for the route in R13, shared by the
+// two entries. It ends every path with TAKE, which each entry defines, with
+// R12 = the code to run and RDX = the closure context to enter with.
+// In:       R13 = *Route; 8(SP) = the patched function's return address
+//           (0(SP) is the return into the site or prologue).
+// Clobbers: R12, R13, RDX (only when a target is taken) and flags.
+//
+// Rule 1, a morestack restart: a function that Original's stub called grew
+// its stack and jumped back to its patched entry, so its return address is
+// the stub's. It must run the original, never a target.
+// Rule 2, no guards: the global target (Route.fast holds it then, so this
+// common case is one load and one test), or the original with RDX kept when
+// the target is nil (a closure keeps its context).
+// Rule 3, guards: the first whose non-zero conditions all hold, else rule 2.
+// The guard loop needs R13 back afterwards, so it pushes it: one word below
+// the return address, which is why 8(SP) is read before.
+#define ROUTE \
+	MOVQ	·originalRet(SB), R12; \
+	CMPQ	R12, 8(SP); \
+	JEQ	original; \
+	MOVQ	Route_fast(R13), R12; \
+	TESTQ	R12, R12; \
+	JEQ	slow; \
+	MOVQ	R12, DX; \
+	MOVQ	0(DX), R12; \
+	TAKE; \
+slow: \
+	CMPQ	Route_guards(R13), $0; \
+	JNE	guarded; \
+global: \
+	MOVQ	Route_target(R13), R12; \
+	TESTQ	R12, R12; \
+	JEQ	original; \
+	MOVQ	R12, DX; \
+	MOVQ	0(DX), R12; \
+	TAKE; \
+original: \
+	MOVQ	Route_original(R13), R12; \
+	TAKE; \
+guarded: \
+	PUSHQ	R13; \
+	MOVQ	Route_guards(R13), R13; \
+guard: \
+	CMPQ	Guard_Target(R13), $0; \
+	JEQ	noguard; \
+	CMPQ	Guard_RAX(R13), $0; \
+	JEQ	rdx; \
+	CMPQ	Guard_RAX(R13), AX; \
+	JNE	next; \
+rdx: \
+	CMPQ	Guard_RDX(R13), $0; \
+	JEQ	label; \
+	CMPQ	Guard_RDX(R13), DX; \
+	JNE	next; \
+label: \
+	CMPQ	Guard_Label(R13), $0; \
+	JEQ	match; \
+	MOVQ	·labelOffset(SB), R12; \
+	TESTQ	R12, R12; \
+	JEQ	next; \
+	MOVQ	(R14)(R12*1), R12; \
+	CMPQ	R12, Guard_Label(R13); \
+	JNE	next; \
+match: \
+	POPQ	R12; \
+	MOVQ	Guard_Target(R13), DX; \
+	MOVQ	0(DX), R12; \
+	TAKE; \
+next: \
+	ADDQ	$Guard__size, R13; \
+	JMP	guard; \
+noguard: \
+	POPQ	R13; \
+	JMP	global
 
-// dispatcher is called by every relay site: CALL dispatcher; JMP R12.
-// In:       0(SP) = return address into the site, the key.
-// Out:      R12 = code of the route's target, RDX = its funcval (closure
-//           context), then RET to the site, which jumps to R12.
+// dispatcher is called by every relay site:
+//	[POPQ BP]; CALL dispatcher; JMP R12; <8-byte *Route>
+// In:       0(SP) = return address into the site (its JMP R12), followed
+//           by the site's *Route; 8(SP) = the patched function's return
+//           address.
+// Out:      R12 = code to run, RDX = its closure context (the target's
+//           funcval, or the caller's RDX for the original), then RET to
+//           the site, which jumps to R12.
 // Clobbers: R12, R13, RDX and flags only. Every other register, including
 //           the argument registers RAX RBX RCX RDI RSI R8-R11, X0-X14, g in
 //           R14 and zero in X15, belongs to the patched function's caller.
-// No lock, no allocation, no call and no stack frame: the runtime treats a
-// PC here as assembly, never preempts it asynchronously, and SIGPROF stops
-// its unwind quietly at the site's return address.
+// No lock, no allocation, no call: the runtime treats a PC here as
+// assembly, never preempts it asynchronously, and SIGPROF stops its unwind
+// quietly at the site's return address. The guard loop pushes one word
+// (R13) below the return address, hence 8(SP) is read before it.
+#define TAKE RET
 TEXT ·dispatcher(SB), NOSPLIT|NOFRAME, $0-0
 	MOVQ	0(SP), R12
-	MOVQ	·Routes(SB), DX
-	FIND_ROUTE
-	MOVQ	0(R13), DX
-	MOVQ	0(DX), R12
-	RET
-	FIND_ROUTE_MISS
-lost:
-	LEAQ	·dispatchLost(SB), R12
-	XORL	DX, DX
-	RET
+	MOVQ	SITE_ROUTE(R12), R13
+	ROUTE
+#undef TAKE
 
 // callDispatcher is the card-literal call mode: the patched prologue itself
-// holds CALL rel32 (through a relay stub), so 0(SP) is entry+5 of the
-// patched function and 8(SP) its caller's return address.
-// In:       0(SP) = return address into the patched prologue, the key.
-// Out:      the return slot is overwritten with the target's code and RET
-//           jumps there with RDX = its funcval; the stack is then exactly
-//           as at the patched function's entry.
+// holds CALL rel32 to a relay stub, MOVQ $route, R13; JMP callDispatcher,
+// so 0(SP) is the return address into the patched prologue and 8(SP) its
+// caller's return address.
+// In:       R13 = *Route; 0(SP), 8(SP) as above.
+// Out:      the return slot is overwritten with the code to run and RET
+//           jumps there with RDX as for dispatcher; the stack is then
+//           exactly as at the patched function's entry.
 // Clobbers: R12, R13, RDX and flags, as dispatcher. The RET never matches
 //           the return stack buffer, which is why this mode is slower.
+#define TAKE MOVQ R12, 0(SP); RET
 TEXT ·callDispatcher(SB), NOSPLIT|NOFRAME, $0-0
-	MOVQ	0(SP), R12
-	MOVQ	·Routes(SB), DX
-	FIND_ROUTE
-	MOVQ	0(R13), DX
-	MOVQ	0(DX), R12
-	MOVQ	R12, 0(SP)
-	RET
-	FIND_ROUTE_MISS
-lost:
-	LEAQ	·dispatchLost(SB), R12
-	MOVQ	R12, 0(SP)
-	XORL	DX, DX
-	RET
-
-// dispatchLost is where a key missing from the table leads: it reports the
-// bug as a Go panic with a stack trace instead of jumping into the void.
-// Reached by JMP with the patched function's stack; it never returns there.
-TEXT ·dispatchLost(SB), 0, $0-0
-	CALL	·lostRoute(SB)
-	RET
-
-// func lookup(s *tableState, key uintptr) *Route
-// The dispatcher's probe behind a Go ABI0 signature, for tests and
-// benchmarks. Reads its arguments from the frame; clobbers R12, R13, RDX.
-TEXT ·lookup(SB), NOSPLIT, $0-24
-	MOVQ	s+0(FP), DX
-	MOVQ	key+8(FP), R12
-	FIND_ROUTE
-	MOVQ	R13, ret+16(FP)
-	RET
-	FIND_ROUTE_MISS
-lost:
-	MOVQ	$0, ret+16(FP)
-	RET
+	ROUTE
+#undef TAKE
 
 // func dispatcherPC() uintptr
 // The ABI0 entry of dispatcher: a Go func value would name an ABI wrapper.
@@ -115,20 +134,100 @@ TEXT ·callDispatcherPC(SB), NOSPLIT, $0-8
 	MOVQ	AX, ret+0(FP)
 	RET
 
-// originalEntry is the code of every func value registry.Original returns:
-// funcval{originalEntry, trampoline}. The trampoline lives in a relay page,
-// outside Go code; a funcval pointing there directly would make `go orig()`
-// start a goroutine at a PC the garbage collector cannot unwind.
-// In:       DX = the funcval (closure context), 8(DX) = the trampoline.
-// Out:      jumps to the trampoline with every argument register intact.
-// Clobbers: R12 only (scratch at function entry). DX stays the funcval;
-//           the original function is never a closure, so it ignores DX.
-TEXT ·originalEntry(SB), NOSPLIT|NOFRAME, $0-0
-	MOVQ	8(DX), R12
-	JMP	R12
+// OUT_MAX is the most bytes of stack arguments, stack results and
+// register-argument spill area that originalCall's outgoing area holds.
+// Its frame ($488) is OUT_MAX plus one saved word, small enough for a NOSPLIT
+// function that then calls a function with a stack check.
+#define OUT_MAX 480
+// ARGS is the offset from SP, after originalCall's prologue, of its
+// caller's outgoing area: the frame, the saved BP, the return address.
+#define ARGS (OUT_MAX+8+8+8)
 
-// func originalEntryPC() uintptr
-TEXT ·originalEntryPC(SB), NOSPLIT, $0-8
-	LEAQ	·originalEntry(SB), AX
+// originalCall is the code of Original's func values:
+// funcval{originalCall, trampoline, n}. It calls the trampoline, so that
+// the original runs with the stub's return address: if it grows its stack
+// and restarts at its patched entry, the dispatcher sees that return
+// address at 8(SP) and routes the restart to the original (rule 1). The
+// call moves the original's stack-passed arguments one frame down, so the
+// stub copies them.
+// In:       DX = the funcval; 8(DX) = the trampoline; 16(DX) = n, the bytes
+//           of stack-passed arguments and results (a multiple of 8, at most
+//           OUT_MAX less the callee's spill area). Register arguments as
+//           the original takes them.
+// Out:      the original's results, in registers and copied back to the
+//           caller's result slots.
+// Clobbers: what the original clobbers, plus R12, R13 and DX, which no
+//           ABIInternal argument or result uses.
+// The frame holds copies of the arguments only while the original runs,
+// where the original's own argument maps describe them for the garbage
+// collector; the stub itself keeps no pointers (NO_LOCAL_POINTERS), only n.
+TEXT ·originalCall(SB), NOSPLIT, $488-0
+	NO_LOCAL_POINTERS
+	MOVQ	16(DX), R12
+	MOVQ	R12, OUT_MAX(SP)
+in:
+	TESTQ	R12, R12
+	JEQ	call
+	SUBQ	$8, R12
+	MOVQ	ARGS(SP)(R12*1), R13
+	MOVQ	R13, 0(SP)(R12*1)
+	JMP	in
+call:
+	MOVQ	8(DX), R12
+	CALL	R12
+	MOVQ	OUT_MAX(SP), R12
+out:
+	TESTQ	R12, R12
+	JEQ	done
+	SUBQ	$8, R12
+	MOVQ	0(SP)(R12*1), R13
+	MOVQ	R13, ARGS(SP)(R12*1)
+	JMP	out
+done:
+	RET
+
+// func originalCallPC() uintptr
+TEXT ·originalCallPC(SB), NOSPLIT, $0-8
+	LEAQ	·originalCall(SB), AX
 	MOVQ	AX, ret+0(FP)
+	RET
+
+// nilFault is where a trampoline's nil check jumps when a pointer register
+// its copied instructions dereference is nil. It faults at a Go PC, with
+// the stack as at the patched function's entry (0(SP) = its return
+// address), so the runtime turns the fault into the ordinary
+// nil-dereference panic, as the original instruction would have.
+// In:       nothing. Never returns.
+TEXT ·nilFault(SB), NOSPLIT|NOFRAME, $0-0
+	XORL	R12, R12
+	MOVQ	0(R12), R12
+	RET
+
+// func nilFaultPC() uintptr
+TEXT ·nilFaultPC(SB), NOSPLIT, $0-8
+	LEAQ	·nilFault(SB), AX
+	MOVQ	AX, ret+0(FP)
+	RET
+
+// captureReturn records its return address in originalRet. init calls it
+// through originalCall, to learn the return address rule 1 looks for.
+// In:       0(SP) = the return address. Clobbers R12.
+TEXT ·captureReturn(SB), NOSPLIT|NOFRAME, $0-0
+	MOVQ	0(SP), R12
+	MOVQ	R12, ·originalRet(SB)
+	RET
+
+// func captureReturnPC() uintptr
+TEXT ·captureReturnPC(SB), NOSPLIT, $0-8
+	LEAQ	·captureReturn(SB), AX
+	MOVQ	AX, ret+0(FP)
+	RET
+
+// func gWord(off uintptr) uintptr
+// The word at off in the current goroutine's g, for tests and for
+// verifying an offset handed to SetLabelOffset.
+TEXT ·gWord(SB), NOSPLIT, $0-16
+	MOVQ	off+0(FP), AX
+	MOVQ	(R14)(AX*1), AX
+	MOVQ	AX, ret+8(FP)
 	RET

@@ -1,16 +1,28 @@
 // Package switchboard holds the shared dispatcher stub (asm_amd64.s) and the
-// lock-free table of routes it reads.
+// Route it reads.
 //
-// A relay site (see package dispatch) calls the dispatcher. The dispatcher
-// takes the return address of that call as its key, finds the key's Route in
-// the table and returns to the site with the route's current target in R12
-// (code) and RDX (closure context); the site then jumps to R12.
+// A relay site (see package dispatch) is
 //
-// It also holds originalEntry, the Go-code entry of the func values that
-// registry.Original returns, which jumps on to a trampoline.
+//	[pop rbp]; call dispatcher; jmp r12; <8-byte *Route>
 //
-// This package owns the table layout, the hash, and the register contract of
-// the dispatcher. It must not touch code bytes, relay pages or function
+// The dispatcher takes the return address of that call, reads the Route
+// stored right after the site's jmp r12 (one load, whatever the number of
+// patched functions) and returns to the site with R12 = the code to run and
+// RDX = its closure context; the site then jumps to R12. Per call:
+//
+//  1. A morestack restart of a function that Original's stub called (8(SP)
+//     is that stub's return address) runs the route's original.
+//  2. A route without guards runs its global target, or, when the target is
+//     nil, the original with the caller's RDX untouched.
+//  3. Otherwise the first guard whose non-zero conditions (RAX, RDX, the
+//     goroutine's label word) all hold, else as in 2.
+//
+// It also holds originalCall, the Go-code entry of the func values that
+// registry.Original returns, which calls the trampoline in their second
+// word.
+//
+// This package owns the Route layout and the register contract of the
+// dispatcher. It must not touch code bytes, relay pages or function
 // metadata: those belong to dispatch, registry and unwind. It imports nothing
 // outside the standard library, so the dispatcher never depends on code that
 // a user might patch.

@@ -1,10 +1,7 @@
 package bench
 
 import (
-	"fmt"
 	"testing"
-
-	"github.com/switchboard-go/switchboard"
 )
 
 func TestVariantsComputeTheSame(t *testing.T) {
@@ -58,30 +55,4 @@ func BenchmarkSet(b *testing.B) {
 	b.Run("retarget", func(b *testing.B) {
 		b.ReportMetric(float64(RetargetCost(b.N).Nanoseconds()), "retarget-ns")
 	})
-}
-
-// BenchmarkLookup runs the dispatcher's probe over tables of 1, 1,000 and
-// 100,000 keys: its cost must not grow with the number of patched
-// functions.
-func BenchmarkLookup(b *testing.B) {
-	for _, n := range []int{1, 1_000, 100_000} {
-		b.Run(fmt.Sprintf("keys=%d", n), func(b *testing.B) {
-			tab, keys := LookupTable(n)
-			var hit *switchboard.Route
-			for i := 0; b.Loop(); i++ {
-				hit = tab.Lookup(keys[i&(len(keys)-1)])
-			}
-			if hit == nil {
-				b.Fatal("miss")
-			}
-		})
-	}
-}
-
-func TestLookupTableFindsEveryKey(t *testing.T) {
-	for _, n := range []int{1, 1_000, 100_000} {
-		if d := LookupCost(n, 10_000); d <= 0 {
-			t.Fatalf("keys=%d: %v", n, d)
-		}
-	}
 }

@@ -134,17 +134,21 @@ func loadQuad(at unsafe.Pointer) (q [8]byte) {
 	return q
 }
 
-// InstallAll is Install for many patches: it writes every site, one RWX
-// and one RX per relay page, registers each key with its route and
-// serializes every core once, so every site is complete everywhere before
-// any prologue leads to it. routes[i] is ps[i]'s route. Patches already
-// installed are skipped.
+// InstallAll is Install for many patches: it writes every site with the
+// pointer to its route, one RWX and one RX per relay page, and serializes
+// every core once, so every site is complete everywhere before any
+// prologue leads to it. routes[i] is ps[i]'s route, which the caller keeps
+// reachable for the life of the process. Patches already installed are
+// skipped.
 func InstallAll(ps []*Patch, routes []*switchboard.Route) error {
 	if len(ps) != len(routes) {
 		return fmt.Errorf("InstallAll: %d patches, %d routes", len(ps), len(routes))
 	}
 	var todo []item
 	for i, p := range ps {
+		if routes[i] == nil {
+			return fmt.Errorf("%s: nil route", p.Name)
+		}
 		if !p.installed {
 			if p.pageBytes() == nil {
 				return fmt.Errorf("%s: relay page %#x is simulated", p.Name, p.page.addr)
@@ -169,9 +173,6 @@ func InstallAll(ps []*Patch, routes []*switchboard.Route) error {
 		lo = hi
 	}
 	writeMu.Unlock()
-	for _, it := range todo {
-		switchboard.Routes.Insert(it.p.Key, it.r)
-	}
 	if err := SyncCores(); err != nil {
 		return err
 	}
@@ -200,7 +201,9 @@ func writeSites(items []item) error {
 	binary.LittleEndian.PutUint64(mem[8:], uint64(switchboard.CallDispatcherPC()))
 	for _, it := range items {
 		p := it.patch()
-		copy(mem[p.Site-p.page.addr:], p.SiteCode)
+		at := mem[p.Site-p.page.addr:]
+		copy(at, p.SiteCode)
+		binary.LittleEndian.PutUint64(at[p.RouteAt:], uint64(uintptr(unsafe.Pointer(it.r))))
 	}
 	return mprotect(mem, protRX)
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -201,25 +202,31 @@ func (Process) Reserve(addr uintptr) (unsafe.Pointer, error) {
 	return mem, nil
 }
 
-// Install writes the patch's relay site (or stub) and registers its key
-// with route in the dispatcher's table, then serializes every core, so the
-// site is complete everywhere before any prologue leads to it. Installing
-// twice is a no-op; sites are never removed.
+// Install writes the patch's relay site (or stub) with the pointer to
+// route in it, then serializes every core, so the site is complete
+// everywhere before any prologue leads to it. The site holds the pointer
+// outside the garbage collector's view: the caller keeps route reachable
+// for the life of the process. Installing twice is a no-op; sites are
+// never removed.
 func (p *Patch) Install(route *switchboard.Route) error {
 	if p.installed {
 		return nil
+	}
+	if route == nil {
+		return fmt.Errorf("%s: nil route", p.Name)
 	}
 	mem := p.pageBytes()
 	if mem == nil {
 		return fmt.Errorf("%s: relay page %#x is simulated", p.Name, p.page.addr)
 	}
+	code := slices.Clone(p.SiteCode)
+	binary.LittleEndian.PutUint64(code[p.RouteAt:], uint64(uintptr(unsafe.Pointer(route))))
 	writeMu.Lock()
-	err := writeSite(mem, p.page.addr, p.Site, p.SiteCode)
+	err := writeSite(mem, p.page.addr, p.Site, code)
 	writeMu.Unlock()
 	if err != nil {
 		return refuseErr(p, ReasonMap, err)
 	}
-	switchboard.Routes.Insert(p.Key, route)
 	if err := SyncCores(); err != nil {
 		return err
 	}

@@ -29,6 +29,11 @@ type Patch struct {
 	// patch branches to; SiteCode is what is written there.
 	Site     uintptr
 	SiteCode []byte
+	// RouteAt is the offset in SiteCode of the 8 bytes that carry the
+	// *switchboard.Route: after the site's jmp r12 in site mode, the
+	// immediate of the stub's movabs r13 in call mode. Plan leaves them
+	// zero; Install writes the route there.
+	RouteAt int
 	// Key is the return address the dispatcher sees: in the site for site
 	// mode, Entry+Offset+len(Bytes) for call mode.
 	Key uintptr
@@ -56,6 +61,10 @@ type Planner struct {
 	// IsMorestack, when set, tells whether an address is one of
 	// runtime.morestack*, to recognize stack-growth tails by their call.
 	IsMorestack func(pc uintptr) bool
+	// NilFault, when set, is the Go assembly stub a trampoline's nil
+	// check jumps to (switchboard.NilFaultPC): without it, trampolines
+	// refuse copied instructions that dereference a pointer register.
+	NilFault uintptr
 }
 
 // NewPlanner returns a planner that carves relay pages out of space and
@@ -97,12 +106,13 @@ func (pl *Planner) Plan(f Func, mode Mode) (*Patch, error) {
 	return nil, refuse(f, ReasonNoWindow, strings.Join(why, "; "))
 }
 
-// siteSize is the most bytes a site of this candidate can take.
+// siteSize is the most bytes a site of this candidate can take, with the
+// 8-byte route pointer.
 func siteSize(c candidate, mode Mode) int {
 	if mode == CallMode {
-		return 6 // jmp [rip+hdr]
+		return 10 + 6 // movabs r13, route; jmp [rip+hdr]
 	}
-	n := 6 + 3 // call [rip+hdr]; jmp r12
+	n := 6 + 3 + 8 // call [rip+hdr]; jmp r12; route
 	if c.tactic == PastPushRBP {
 		n++ // pop rbp
 	}
@@ -144,7 +154,12 @@ func (pl *Planner) finish(f Func, c candidate, mode Mode, site uintptr, pg *rela
 		code = pl.branch(code, site, 0xE8, pl.dispatch, 0)
 		p.Key = site + uintptr(len(code))
 		code = append(code, 0x41, 0xFF, 0xE4) // jmp r12
+		p.RouteAt = len(code)
+		code = append(code, make([]byte, 8)...)
 	} else {
+		code = append(code, 0x49, 0xBD) // movabs r13, imm64
+		p.RouteAt = len(code)
+		code = append(code, make([]byte, 8)...)
 		code = pl.branch(code, site, 0xE9, pl.callDisp, 8)
 		p.Key = c.jmpEnd(f.Entry)
 	}

@@ -157,18 +157,31 @@ func checkPatch(t *testing.T, f Func, p *Patch) {
 	}
 }
 
-// checkSite decodes the relay site: [pop rbp;] call dispatcher; jmp r12 in
-// site mode, jmp callDispatcher in call mode, and the key after the call.
+// checkSite decodes the relay site: [pop rbp;] call dispatcher; jmp r12,
+// then the route's 8 bytes, in site mode; movabs r13, route; jmp
+// callDispatcher in call mode; and the key after the call.
 func checkSite(t *testing.T, p *Patch, f Func) {
 	t.Helper()
 	var ops []string
-	for off := 0; off < len(p.SiteCode); {
+	end := len(p.SiteCode)
+	if p.Mode == SiteMode {
+		end = p.RouteAt
+		if p.RouteAt+8 != len(p.SiteCode) {
+			t.Fatalf("site % x: route at %d, not in its last 8 bytes", p.SiteCode, p.RouteAt)
+		}
+	}
+	for off := 0; off < end; {
 		in, err := x86asm.Decode(p.SiteCode[off:], 64)
 		if err != nil {
 			t.Fatalf("site % x: %v", p.SiteCode, err)
 		}
 		s := in.Op.String()
-		if r, ok := in.Args[0].(x86asm.Rel); ok {
+		if in.Op == x86asm.MOV && in.Len == 10 {
+			if off+2 != p.RouteAt {
+				t.Fatalf("stub % x: route at %d, not in the movabs at %d", p.SiteCode, p.RouteAt, off)
+			}
+			s += " " + in.Args[0].String()
+		} else if r, ok := in.Args[0].(x86asm.Rel); ok {
 			s += fmt.Sprintf(" %#x", p.Site+uintptr(off+in.Len)+uintptr(int64(r)))
 		} else if in.Args[0] != nil {
 			s += " " + in.Args[0].String()
@@ -186,7 +199,7 @@ func checkSite(t *testing.T, p *Patch, f Func) {
 		}
 		want = append(want, fmt.Sprintf("CALL %#x", fakeDispatcher), "JMP R12")
 	} else {
-		want = []string{fmt.Sprintf("JMP %#x", fakeCallDispatcher)}
+		want = []string{"MOV R13", fmt.Sprintf("JMP %#x", fakeCallDispatcher)}
 		if p.Key != f.Entry+uintptr(p.Offset+len(p.Bytes)) {
 			t.Fatalf("call-mode key %#x, want entry+%d", p.Key, p.Offset+len(p.Bytes))
 		}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 	"unsafe"
 
 	"golang.org/x/arch/x86/x86asm"
@@ -11,15 +12,14 @@ import (
 
 // A Trampoline runs a function's original body whatever its prologue holds:
 // a relocated copy of the instructions any patch may overwrite, then a jump
-// back to the first instruction no patch touches (DESIGN.md section 6).
+// back to the first instruction no patch touches.
 //
 // Punning keeps every instruction after the one at the patch point, so the
 // copy is short: the first instruction, and the second when a tactic may
-// move the patch point past the first. A function with a stack check also
-// has its stack-growth restart (the tail's JMP entry) redirected to the
-// trampoline, or a call through the trampoline that grows the stack would
-// restart at the patched entry and run the replacement. The trampoline is
-// semantically the entry, so that redirect stays for good.
+// move the patch point past the first. The function's code is never
+// rewritten for it: Original's stub calls the trampoline, so a stack-growth
+// restart that re-enters the patched entry carries the stub's return
+// address, and the dispatcher routes it back here.
 type Trampoline struct {
 	Name  string
 	Entry uintptr
@@ -27,25 +27,24 @@ type Trampoline struct {
 	Code  []byte
 	// Cut is where the trampoline jumps back into the function.
 	Cut int
-	// Restart is the offset of the tail's JMP entry (-1: none);
-	// redirect holds the quadword writes that retarget it, in order.
-	Restart  int
-	redirect []quadWrite
+	// NilChecks lists the pointer registers tested before the copy: a
+	// copied instruction dereferences them, and a nil one must panic in
+	// Go code rather than fault in the relay page.
+	NilChecks []x86asm.Reg
 
 	page      *relayPage
 	installed bool
 }
 
-// trampolineSize bounds the copy: two instructions widened to rel32 forms
-// plus the jump back.
-const trampolineSize = 2*maxInstLen + 5
+// trampolineSize bounds the copy: two nil checks (test; jz rel32), two
+// instructions widened to rel32 forms, and the jump back.
+const trampolineSize = 2*(3+6) + 2*maxInstLen + 5
 
 // PlanTrampoline plans f's trampoline and reserves its bytes in a relay
-// page within reach. It refuses what cannot be copied safely: a call (its
+// page within reach. It refuses what cannot run from a copy: a call (its
 // return address would lie outside Go code, which the runtime's unwinder
-// rejects), a memory access that may fault (a nil dereference outside Go
-// code crashes instead of panicking), and a restart jump it cannot widen
-// atomically.
+// rejects), and a memory access that may fault and cannot be nil-checked
+// first (a fault outside Go code crashes instead of panicking).
 func (pl *Planner) PlanTrampoline(f Func) (*Trampoline, error) {
 	if f.Size <= 0 || f.Size > len(f.Bytes) {
 		return nil, refuse(f, ReasonEmpty, fmt.Sprintf("no code: size %d of %d bytes", f.Size, len(f.Bytes)))
@@ -61,16 +60,23 @@ func (pl *Planner) PlanTrampoline(f Func) (*Trampoline, error) {
 	}
 	n = min(n, len(pro.insts))
 	cut := pro.insts[n-1].off + pro.insts[n-1].Len
-	t := &Trampoline{Name: f.Name, Entry: f.Entry, Cut: cut, Restart: pro.restart}
-	for _, in := range pro.insts[:n] {
+	t := &Trampoline{Name: f.Name, Entry: f.Entry, Cut: cut}
+	for i, in := range pro.insts[:n] {
 		if err := copyable(f, in, cut); err != nil {
 			return nil, err
 		}
-	}
-	if t.Restart >= 0 {
-		if err := t.planRestart(f); err != nil {
+		regs, err := nilChecks(f, pro.insts[:n], i)
+		if err != nil {
 			return nil, err
 		}
+		for _, r := range regs {
+			if !slices.Contains(t.NilChecks, r) {
+				t.NilChecks = append(t.NilChecks, r)
+			}
+		}
+	}
+	if len(t.NilChecks) > 0 && pl.NilFault == 0 {
+		return nil, refuse(f, ReasonTrampoline, fmt.Sprintf("the copied instructions dereference %v, and no nil-fault stub is known", t.NilChecks))
 	}
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
@@ -84,13 +90,8 @@ func (pl *Planner) PlanTrampoline(f Func) (*Trampoline, error) {
 		}
 	}
 	t.Addr, t.page = addr, pg
-	if t.Code, err = relocate(f, pro.insts[:n], addr); err != nil {
+	if t.Code, err = relocate(f, pro.insts[:n], addr, t.NilChecks, pl.NilFault); err != nil {
 		return nil, err
-	}
-	if t.Restart >= 0 {
-		if err := t.planRedirect(f, addr); err != nil {
-			return nil, err
-		}
 	}
 	return t, nil
 }
@@ -101,7 +102,8 @@ func movablePast(in x86asm.Inst, first byte) bool {
 	return in.Len == 1 && (first == 0x90 || first == 0x55) || writesScratchOnly(in)
 }
 
-// copyable reports whether an instruction may run from the trampoline.
+// copyable reports whether an instruction may run from the trampoline, as
+// far as its kind goes; nilChecks judges its memory operands.
 func copyable(f Func, in inst, cut int) error {
 	if isCall(in.Op) {
 		return refuse(f, ReasonTrampoline, fmt.Sprintf("the instruction at +%d (%v) is a call: its return address would be outside Go code", in.off, in.Inst))
@@ -109,83 +111,118 @@ func copyable(f Func, in inst, cut int) error {
 	if t, ok := branchTarget(in); ok && t >= 0 && t < cut {
 		return refuse(f, ReasonTrampoline, fmt.Sprintf("the branch at +%d jumps into the copied instructions", in.off))
 	}
+	return nil
+}
+
+// nilChecks returns the registers the copied instruction insts[i]
+// dereferences and that may be nil: the base registers of its memory
+// operands other than RIP, the stack and g. Each gets a nil check before
+// the copy, which is only right when no copied instruction before it
+// writes the register. It refuses what it cannot check: an index register
+// next to a pointer base, a copied write to the register first.
+func nilChecks(f Func, insts []inst, i int) ([]x86asm.Reg, error) {
+	in := insts[i]
+	if in.Op == x86asm.LEA || in.Op == x86asm.NOP {
+		return nil, nil
+	}
+	var regs []x86asm.Reg
 	for _, a := range in.Args {
 		m, ok := a.(x86asm.Mem)
-		if !ok || in.Op == x86asm.LEA || in.Op == x86asm.NOP {
+		if !ok {
 			continue
 		}
-		switch m.Base {
-		case x86asm.RIP, x86asm.RSP, x86asm.RBP, x86asm.R14:
+		switch {
+		case m.Base == x86asm.RIP || m.Base == x86asm.RSP || m.Base == x86asm.RBP || m.Base == x86asm.R14:
 			// Globals, the stack and g: never nil.
-		default:
-			return refuse(f, ReasonTrampoline, fmt.Sprintf("the instruction at +%d (%v) reads memory that may fault outside Go code", in.off, in.Inst))
+			continue
+		case m.Segment != 0 || m.Base < x86asm.RAX || m.Base > x86asm.R15:
+			return nil, refuse(f, ReasonTrampoline, fmt.Sprintf("the instruction at +%d (%v) reads memory that may fault outside Go code, through an address it cannot nil-check", in.off, in.Inst))
+		case m.Index != 0:
+			return nil, refuse(f, ReasonTrampoline, fmt.Sprintf("the instruction at +%d (%v) reads memory through %v and an index: a nil check of the base alone cannot tell whether it faults", in.off, in.Inst, m.Base))
+		}
+		for _, prev := range insts[:i] {
+			if mayWrite(prev.Inst, m.Base) {
+				return nil, refuse(f, ReasonTrampoline, fmt.Sprintf("the instruction at +%d (%v) dereferences %v, which the copied %v writes first: no nil check can come before both", in.off, in.Inst, m.Base, prev.Inst))
+			}
+		}
+		regs = append(regs, m.Base)
+	}
+	return regs, nil
+}
+
+// mayWrite reports whether in may write the 64-bit register r: it names r
+// (or a part of it) other than as a compare's operand, or it is one of the
+// instructions with implicit register outputs.
+func mayWrite(in x86asm.Inst, r x86asm.Reg) bool {
+	switch in.Op {
+	case x86asm.NOP, x86asm.PUSH:
+		return false
+	case x86asm.CMP, x86asm.TEST:
+		return false
+	case x86asm.MUL, x86asm.IMUL, x86asm.DIV, x86asm.IDIV, x86asm.CWD, x86asm.CDQ, x86asm.CQO,
+		x86asm.CPUID, x86asm.RDTSC, x86asm.RDTSCP, x86asm.XCHG, x86asm.CMPXCHG, x86asm.XADD,
+		x86asm.LODSB, x86asm.LODSQ, x86asm.STOSB, x86asm.STOSQ, x86asm.MOVSB, x86asm.MOVSQ,
+		x86asm.SYSCALL, x86asm.POP:
+		return true
+	}
+	for _, a := range in.Args {
+		if reg, ok := a.(x86asm.Reg); ok && family(reg) == r {
+			return true
 		}
 	}
-	return nil
+	return false
 }
 
-// quadWrite is one atomic store of an aligned quadword of code.
-type quadWrite struct {
-	addr     uintptr
-	old, new [8]byte
-}
-
-// planRestart checks that the tail's JMP entry can become jmp rel32 to the
-// trampoline: it is already 5 bytes in one aligned quadword, or it is the
-// function's last instruction with padding after it to widen into.
-func (t *Trampoline) planRestart(f Func) error {
-	r := t.Restart
-	in, err := x86asm.Decode(f.Bytes[r:f.Size], 64)
-	if err != nil {
-		return refuse(f, ReasonTrampoline, fmt.Sprintf("restart jump at +%d: %v", r, err))
-	}
-	q := (f.Entry + uintptr(r)) &^ 7
+// family maps a general register of any width to its 64-bit name.
+func family(r x86asm.Reg) x86asm.Reg {
 	switch {
-	case r+5 > len(f.Bytes) || (f.Entry+uintptr(r+5)+7)&^7 > f.Entry+uintptr(len(f.Bytes)):
-		return refuse(f, ReasonTrampoline, fmt.Sprintf("the restart jump at +%d has no room for jmp rel32", r))
-	case in.Len == 5 && f.Entry+uintptr(r+5) <= q+8:
-	case in.Len == 2 && r+2 == f.Size && (f.Entry+uintptr(r))&7 != 7:
-		// Both bytes of the old jmp share the quadword written last, so
-		// every earlier write touches padding only.
-	default:
-		return refuse(f, ReasonTrampoline, fmt.Sprintf("the restart jump at +%d (%d bytes) cannot become jmp rel32 atomically", r, in.Len))
+	case r >= x86asm.RAX && r <= x86asm.R15:
+		return r
+	case r >= x86asm.EAX && r <= x86asm.R15L:
+		return x86asm.RAX + (r - x86asm.EAX)
+	case r >= x86asm.AX && r <= x86asm.R15W:
+		return x86asm.RAX + (r - x86asm.AX)
+	case r >= x86asm.AL && r <= x86asm.BL:
+		return x86asm.RAX + (r - x86asm.AL)
+	case r >= x86asm.AH && r <= x86asm.BH:
+		return x86asm.RAX + (r - x86asm.AH)
+	case r >= x86asm.SPB && r <= x86asm.R15B:
+		return x86asm.RSP + (r - x86asm.SPB)
 	}
-	return nil
+	return r
 }
 
-// planRedirect lays out the writes that make the restart jump go to addr.
-// When the new jmp rel32 crosses into the next aligned quadword, that part
-// is padding (planRestart checked): it is written first, so that the store
-// of the opcode's quadword completes the instruction at once. A thread at
-// the jump sees the old 2-byte jmp or the whole new one.
-func (t *Trampoline) planRedirect(f Func, addr uintptr) error {
-	r := f.Entry + uintptr(t.Restart)
-	// The trampoline was placed within reach of the jump back; the
-	// restart lies further into the function and may not reach it.
-	d := int64(addr) - int64(r+5)
+// nilCheck appends test r, r; jz rel32 to fault, the Go assembly stub
+// that faults at a Go PC with the stack as at the function's entry, so the
+// caller gets an ordinary nil-dereference panic.
+func nilCheck(code []byte, at uintptr, r x86asm.Reg, fault uintptr) ([]byte, bool) {
+	n := byte(r - x86asm.RAX)
+	rex := byte(0x48)
+	if n >= 8 {
+		rex |= 0x05 // REX.R and REX.B
+	}
+	code = append(code, rex, 0x85, 0xC0|(n&7)<<3|n&7, 0x0F, 0x84, 0, 0, 0, 0)
+	d := int64(fault) - int64(at+uintptr(len(code)))
 	if d < math.MinInt32 || d > math.MaxInt32 {
-		return refuse(f, ReasonTrampoline, fmt.Sprintf("the trampoline at %#x is out of rel32 reach of the restart jump at +%d", addr, t.Restart))
+		return nil, false
 	}
-	img := append([]byte(nil), f.Bytes...)
-	img[t.Restart] = 0xE9
-	putRel(img[t.Restart+1:], int32(d))
-	first := r &^ 7
-	for q := (r + 4) &^ 7; q >= first; q -= 8 {
-		w := quadWrite{addr: q}
-		copy(w.old[:], f.Bytes[q-f.Entry:])
-		copy(w.new[:], img[q-f.Entry:])
-		t.redirect = append(t.redirect, w)
-	}
-	return nil
+	putRel(code[len(code)-4:], int32(d))
+	return code, true
 }
 
 // relocate copies insts to addr, re-encoding what depends on its address:
 // RIP-relative displacements, and branches, widened to rel32. It ends
 // with jmp rel32 back to the first instruction not copied, unless the copy
 // ends in an unconditional jump or return.
-func relocate(f Func, insts []inst, addr uintptr) ([]byte, error) {
+func relocate(f Func, insts []inst, addr uintptr, checks []x86asm.Reg, fault uintptr) ([]byte, error) {
 	var code []byte
 	at := func() uintptr { return addr + uintptr(len(code)) }
+	for _, r := range checks {
+		var ok bool
+		if code, ok = nilCheck(code, addr, r, fault); !ok {
+			return nil, refuse(f, ReasonTrampoline, "trampoline out of rel32 reach of the nil-fault stub")
+		}
+	}
 	rel32 := func(from, to uintptr) (int32, bool) {
 		d := int64(to) - int64(from)
 		return int32(d), d >= math.MinInt32 && d <= math.MaxInt32
@@ -246,8 +283,8 @@ func isRIPRelative(in x86asm.Inst) bool {
 	return false
 }
 
-// Install writes the trampoline into its relay page, serializes every core,
-// then redirects the stack-growth restart to it with one atomic store.
+// Install writes the trampoline into its relay page and serializes every
+// core. Nothing leads to it until its caller hands out its address.
 // Installing twice is a no-op.
 func (t *Trampoline) Install(entry unsafe.Pointer) error {
 	if t.installed {
@@ -262,20 +299,11 @@ func (t *Trampoline) Install(entry unsafe.Pointer) error {
 	writeMu.Lock()
 	err := writeSite(unsafe.Slice((*byte)(t.page.mem), pageSize), t.page.addr, t.Addr, t.Code)
 	writeMu.Unlock()
-	// The trampoline is unreachable until the redirect, so rewriting it
-	// on a retry is harmless.
 	if err != nil {
 		return &RefusalError{Func: t.Name, Entry: t.Entry, Reason: ReasonMap, Detail: err.Error(), Err: ErrNoRelay}
 	}
 	if err := SyncCores(); err != nil {
 		return err
-	}
-	// A retry after a failure resumes: writes already in force count as
-	// done (swapQuad).
-	for _, w := range t.redirect {
-		if _, err := swapQuad(unsafe.Add(entry, int(w.addr-t.Entry)), w.old, w.new); err != nil {
-			return err
-		}
 	}
 	t.installed = true
 	return nil

@@ -301,7 +301,7 @@ func transition(op string, want []change) error {
 	}
 	// Code first, route second, as in Reset.
 	for _, c := range unpatch {
-		c.rec.route.Store(c.rec.orig)
+		c.rec.route.Store(nil)
 		c.rec.active, c.rec.impl = false, nil
 	}
 	for _, c := range retarget {

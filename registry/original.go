@@ -14,18 +14,22 @@ import (
 //	orig, err := registry.Original(pkg.Compute)
 //	err = registry.Set(pkg.Compute, func(x int) int { return orig(x) * 2 })
 //
-// It runs a trampoline in a relay page: a copy of the instructions a patch
-// may overwrite, then a jump back into the function. The first call of
-// Original on a function also points its stack-growth restart at the
-// trampoline, for good, so that a call through it that grows the stack
-// does not restart at the patched entry. F must be a func type. Original
-// refuses what Set refuses, and functions whose first instructions cannot
-// run from a copy (ErrUnpatchable): a call, or a load through a pointer
-// register, which could fault outside Go code.
+// The func value enters a Go assembly stub that calls fn's trampoline in a
+// relay page: a copy of the instructions a patch may overwrite, then a
+// jump back into the function. Because the stub calls rather than jumps,
+// a call that grows its stack and restarts at the patched entry is
+// recognized by its return address and routed back to the original; no
+// code of fn is rewritten. The stub moves stack-passed arguments and
+// results one frame down. F must be a func type. Original refuses what Set
+// refuses, and (ErrUnpatchable, with the reason) functions whose first
+// instructions cannot run from a copy (a call, an indexed load through a
+// pointer) and functions whose stack arguments, results and spill area
+// exceed the stub's frame (switchboard.OriginalStackMax bytes).
 func Original[F any](fn F) (F, error) {
 	var zero F
-	if t := reflect.TypeFor[F](); t.Kind() != reflect.Func {
-		return zero, &Error{Op: "Original", Func: fmt.Sprintf("<%v>", t), Err: because(ErrNotFunc, "Original needs a func type, not %v", t)}
+	ft := reflect.TypeFor[F]()
+	if ft.Kind() != reflect.Func {
+		return zero, &Error{Op: "Original", Func: fmt.Sprintf("<%v>", ft), Err: because(ErrNotFunc, "Original needs a func type, not %v", ft)}
 	}
 	reg.mu.Lock()
 	defer reg.mu.Unlock()
@@ -38,6 +42,11 @@ func Original[F any](fn F) (F, error) {
 			return zero, &Error{Op: "Original", Func: rec.name, Entry: uintptr(rec.entry), Err: err}
 		}
 		if rec.trampErr != nil {
+			return fail(rec.trampErr)
+		}
+		stack, spill := abiFrame(ft)
+		if stack+spill > switchboard.OriginalStackMax {
+			rec.trampErr = because(ErrUnpatchable, "%d bytes of stack arguments and results and %d of register spill area: the Original stub's frame holds %d", stack, spill, switchboard.OriginalStackMax)
 			return fail(rec.trampErr)
 		}
 		if rec.tramp == nil {
@@ -55,8 +64,11 @@ func Original[F any](fn F) (F, error) {
 		// The funcval's code is a Go assembly stub, never the trampoline
 		// itself: `go orig()` starts a goroutine at the funcval's code,
 		// and the garbage collector must be able to unwind it there.
-		fv := &[2]uintptr{switchboard.OriginalEntryPC(), rec.tramp.Addr}
+		fv := &[3]uintptr{switchboard.OriginalEntryPC(), rec.tramp.Addr, stack}
 		rec.trampoline = unsafe.Pointer(fv)
+		// Calls the route sends to the original (a guard that does not
+		// hold, a restart) now skip the patched entry.
+		rec.route.SetOriginal(rec.tramp.Addr)
 	}
 	var out F
 	*(*unsafe.Pointer)(unsafe.Pointer(&out)) = rec.trampoline

@@ -144,7 +144,7 @@ func TestOriginalRefusals(t *testing.T) {
 		want  error
 		shape bool // depends on the prologue the compiler emits
 	}{
-		{"load through a pointer first", func() error { _, err := registry.Original(leafField); return err }, registry.ErrUnpatchable, true},
+		{"13 [4]string: 832 stack bytes, over the stub's frame", func() error { _, err := registry.Original(manyStrings); return err }, registry.ErrUnpatchable, false},
 		{"closure", func() error { _, err := registry.Original(func(int) int { return 0 }); return err }, registry.ErrClosure, false},
 		{"nil", func() error { _, err := registry.Original[func()](nil); return err }, registry.ErrNil, false},
 		{"not a func type", func() error { _, err := registry.Original[any](leafInc); return err }, registry.ErrNotFunc, false},
@@ -161,6 +161,9 @@ func TestOriginalRefusals(t *testing.T) {
 		})
 	}
 }
+
+//go:noinline
+func manyStrings(a, b, c, d, e, f, g, h, i, j, k, l, m [4]string) int { return len(a[0]) + len(m[1]) }
 
 var ticks atomic.Int64
 

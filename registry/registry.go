@@ -66,8 +66,9 @@ type record struct {
 	name  string
 	entry unsafe.Pointer
 	fn    dispatch.Func // original bytes, copied before the first patch
+	// route is read by the dispatcher through the pointer in the relay
+	// site; records live for ever in reg.byEntry, which keeps it reachable.
 	route switchboard.Route
-	orig  unsafe.Pointer // funcval of the original entry, the route after Reset
 
 	patches [2]*dispatch.Patch // per mode, planned on first use, kept for ever
 	planErr [2]error           // per mode, why planning failed
@@ -93,6 +94,7 @@ func planner() *dispatch.Planner {
 	if reg.planner == nil {
 		reg.planner = dispatch.NewPlanner(dispatch.Process{}, switchboard.DispatcherPC(), switchboard.CallDispatcherPC())
 		reg.planner.IsMorestack = func(pc uintptr) bool { return strings.HasPrefix(unwind.Name(pc), "runtime.morestack") }
+		reg.planner.NilFault = switchboard.NilFaultPC()
 		reg.byEntry = map[uintptr]*record{}
 	}
 	return reg.planner
@@ -207,7 +209,7 @@ func reset(rec *record, op string) error {
 	// at an entry that still jumps to the route.
 	written, err := rec.patches[rec.mode].Restore(rec.entry)
 	if written {
-		rec.route.Store(rec.orig)
+		rec.route.Store(nil)
 		rec.active, rec.impl = false, nil
 	}
 	fail := func(err error) error { return &Error{Op: op, Func: rec.name, Entry: uintptr(rec.entry), Err: err} }
@@ -338,15 +340,15 @@ func lookup[F any](op string, fn F) (*record, error) {
 		return fail(name, f.Entry, because(ErrInlined, "into %s%s; mark it //go:noinline or build with -gcflags=all=-l", strings.Join(into, ", "), more))
 	}
 	live := unsafe.Slice((*byte)(entry), f.Room())
-	orig := new(uintptr)
-	*orig = uintptr(entry)
 	rec := &record{
 		name:  name,
 		entry: entry,
 		fn:    dispatch.Func{Name: name, Entry: f.Entry, Size: f.Size, Bytes: slices.Clone(live)},
-		orig:  unsafe.Pointer(orig),
 	}
-	rec.route.Store(rec.orig)
+	// Until a trampoline exists, the original is the entry: the route is
+	// only reached while the entry is patched, or by calls already on
+	// their way after a Reset restored it.
+	rec.route.SetOriginal(uintptr(entry))
 	reg.byEntry[uintptr(entry)] = rec
 	return rec, nil
 }

@@ -16,7 +16,7 @@ import (
 
 // benchRow is one line of the bench report, and one JSON object.
 type benchRow struct {
-	Kind     string  `json:"kind"` // "call", "write", "lookup" or "batch"
+	Kind     string  `json:"kind"` // "call", "write" or "batch"
 	Name     string  `json:"name"`
 	NsMedian float64 `json:"ns_median"`
 	NsMin    float64 `json:"ns_min"`
@@ -70,7 +70,7 @@ func runBench(args []string) error {
 }
 
 // measure runs every round: all call variants (each against a direct call
-// in the same round), then the write costs, then the lookups.
+// in the same round), then the write costs.
 func measure(rounds, calls, writes int, progress io.Writer) ([]benchRow, error) {
 	type samples struct{ ns, ratio []float64 }
 	byName := map[string]*samples{}
@@ -107,9 +107,6 @@ func measure(rounds, calls, writes int, progress io.Writer) ([]benchRow, error) 
 		add("write", "first Set (code written)", float64(first.Nanoseconds()), 0)
 		add("write", "retarget Set (pointer store)", float64(bench.RetargetCost(writes).Nanoseconds()), 0)
 		add("write", "Reset (code restored)", float64(reset.Nanoseconds()), 0)
-		for _, n := range []int{1, 1_000, 100_000} {
-			add("lookup", fmt.Sprintf("keys=%d", n), bench.LookupCost(n, 1_000_000), 0)
-		}
 	}
 	var rows []benchRow
 	for _, key := range order {
@@ -158,14 +155,11 @@ func printBench(w io.Writer, rows []benchRow, rounds, calls int) {
 		}
 	}
 	fmt.Fprintln(tw, "\t\t\t\t")
-	fmt.Fprintln(tw, "write / lookup\tmedian\tmin\tmax\t")
+	fmt.Fprintln(tw, "write / batch\tmedian\tmin\tmax\t")
 	for _, r := range rows {
 		if r.Kind != "call" {
 			name := r.Name
-			switch r.Kind {
-			case "lookup":
-				name = "lookup, " + name
-			case "batch":
+			if r.Kind == "batch" {
 				name = "batch, " + name
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", name, fmtNanos(r.NsMedian), fmtNanos(r.NsMin), fmtNanos(r.NsMax))

@@ -1,0 +1,212 @@
+package switchboard
+
+import (
+	"encoding/binary"
+	"runtime"
+	"sync"
+	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// handSite writes a relay site by hand into a fresh page:
+//
+//	call [rip+hdr]; jmp r12; <*Route>
+//
+// with the dispatcher's address in the page's first word, as dispatch
+// writes it. It returns the site's address.
+func handSite(t *testing.T, r *Route) uintptr {
+	t.Helper()
+	mem, err := unix.Mmap(-1, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	binary.LittleEndian.PutUint64(mem[0:], uint64(DispatcherPC()))
+	const site = 16
+	code := []byte{0xFF, 0x15, 0, 0, 0, 0, 0x41, 0xFF, 0xE4}
+	rel := int32(-(site + 6)) // to the page's first word
+	binary.LittleEndian.PutUint32(code[2:], uint32(rel))
+	code = binary.LittleEndian.AppendUint64(code, uint64(uintptr(unsafe.Pointer(r))))
+	copy(mem[site:], code)
+	if err := unix.Mprotect(mem, unix.PROT_READ|unix.PROT_EXEC); err != nil {
+		t.Fatal(err)
+	}
+	return uintptr(unsafe.Pointer(&mem[site]))
+}
+
+// closureVal is the funcval of a closure capturing one int.
+type closureVal struct {
+	code uintptr
+	k    int
+}
+
+// via returns a func(int) int whose funcval is fv: calling it enters fv's
+// code with RDX = fv.
+func via(fv *closureVal) func(int) int {
+	var f func(int) int
+	*(*unsafe.Pointer)(unsafe.Pointer(&f)) = unsafe.Pointer(fv)
+	return f
+}
+
+func funcvalOf(f func(int) int) unsafe.Pointer { return *(*unsafe.Pointer)(unsafe.Pointer(&f)) }
+
+func codeOf(f func(int) int) uintptr { return *(*uintptr)(funcvalOf(f)) }
+
+//go:noinline
+func adder(k int) func(int) int { return func(x int) int { return x + k } }
+
+var (
+	plusOne = func(x int) int { return x + 1 }
+	times2  = func(x int) int { return x * 2 }
+	minus   = func(x int) int { return -x }
+	times10 = func(x int) int { return x * 10 }
+)
+
+// TestDispatcherRules drives a hand-made site through every rule: the
+// global target, guards by RAX, by RDX and by label word in order, the
+// fall-through to the global target and to the original with RDX intact,
+// and the morestack-restart rule.
+func TestDispatcherRules(t *testing.T) {
+	route := new(Route) // reachable: the test holds it until the end
+	site := handSite(t, route)
+	// The original is a closure's code: it reads its captured k through
+	// RDX, so it returns x+k only when RDX reaches it untouched.
+	orig := adder(1000)
+	route.SetOriginal(codeOf(orig))
+	a := &closureVal{code: site, k: 7}
+	b := &closureVal{code: site, k: 9}
+	callA, callB := via(a), via(b)
+
+	check := func(name string, f func(int) int, x, want int) {
+		t.Helper()
+		if got := f(x); got != want {
+			t.Errorf("%s: f(%d) = %d, want %d", name, x, got, want)
+		}
+	}
+	check("rule 2: no target, original with RDX kept (a)", callA, 5, 12)
+	check("rule 2: no target, original with RDX kept (b)", callB, 5, 14)
+
+	route.Store(funcvalOf(plusOne))
+	check("rule 2: global target", callA, 5, 6)
+
+	route.SetGuards([]Guard{
+		{RAX: 3, RDX: uintptr(unsafe.Pointer(b)), Target: funcvalOf(minus)},
+		{RAX: 3, Target: funcvalOf(times2)},
+		{RDX: uintptr(unsafe.Pointer(b)), Target: funcvalOf(times10)},
+	})
+	check("rule 3: RAX and RDX guard", callB, 3, -3)
+	check("rule 3: RAX guard", callA, 3, 6)
+	check("rule 3: RDX guard", callB, 4, 40)
+	check("rule 3: no guard holds, global target", callA, 4, 5)
+
+	route.Store(nil)
+	check("rule 3: no guard holds, original with RDX kept", callA, 4, 11)
+	check("rule 3: guard holds without global target", callB, 4, 40)
+
+	route.SetGuards(nil)
+	check("guards cleared", callB, 4, 13)
+	if route.Guards() != nil {
+		t.Errorf("Guards after clearing = %v", route.Guards())
+	}
+
+	// Rule 1: called from originalCall (as Original's restart is), the
+	// site runs the original whatever the target and guards say.
+	route.Store(funcvalOf(times2))
+	route.SetGuards([]Guard{{RAX: 4, Target: funcvalOf(minus)}})
+	restart := &[3]uintptr{originalCallPC(), site, 0}
+	var viaStub func(int) int
+	*(*unsafe.Pointer)(unsafe.Pointer(&viaStub)) = unsafe.Pointer(restart)
+	// The stub passes its own funcval in RDX; the original here reads
+	// RDX's second word (the site's address) as k.
+	check("rule 1: restart goes to the original", viaStub, 4, 4+int(site))
+	check("rule 1 leaves other calls alone", callA, 4, -4)
+	runtime.KeepAlive(a)
+	runtime.KeepAlive(b)
+	runtime.KeepAlive(route)
+}
+
+// TestLabelGuard: a guard on the label word matches on the goroutine whose
+// g holds that word and on no other, and never while the offset is 0.
+func TestLabelGuard(t *testing.T) {
+	route := new(Route)
+	site := handSite(t, route)
+	route.SetOriginal(codeOf(adder(1)))
+	call := via(&closureVal{code: site, k: 0})
+	// g's second word is its stack's upper bound: different per goroutine.
+	const off = 8
+	mine := gWord(off)
+	route.SetGuards([]Guard{{Label: mine, Target: funcvalOf(times10)}})
+	if got := call(3); got != 3 {
+		t.Fatalf("label offset 0: got %d, want the original's 3", got)
+	}
+	SetLabelOffset(off)
+	defer SetLabelOffset(0)
+	if got := call(3); got != 30 {
+		t.Fatalf("own goroutine: got %d, want 30", got)
+	}
+	var wg sync.WaitGroup
+	var other int
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		other = call(3)
+	}()
+	wg.Wait()
+	if other != 3 {
+		t.Fatalf("other goroutine: got %d, want the original's 3", other)
+	}
+	runtime.KeepAlive(route)
+}
+
+func TestGuardsCopy(t *testing.T) {
+	var r Route
+	gs := []Guard{{RAX: 1, Target: funcvalOf(plusOne)}, {RAX: 2}, {RDX: 3, Target: funcvalOf(times2)}}
+	r.SetGuards(gs)
+	gs[0].RAX = 99
+	got := r.Guards()
+	if len(got) != 2 || got[0].RAX != 1 || got[1].RDX != 3 {
+		t.Fatalf("Guards = %+v: want the two with targets, copied", got)
+	}
+	if r.fast != nil {
+		t.Fatal("fast path set while guarded")
+	}
+	r.Store(funcvalOf(plusOne))
+	if r.fast != nil || r.Load() != funcvalOf(plusOne) {
+		t.Fatal("Store while guarded")
+	}
+	r.SetGuards(nil)
+	if r.fast != funcvalOf(plusOne) {
+		t.Fatal("fast path not restored when the guards went")
+	}
+}
+
+func TestDispatcherEntries(t *testing.T) {
+	if DispatcherPC() == 0 || CallDispatcherPC() == 0 || DispatcherPC() == CallDispatcherPC() {
+		t.Fatalf("dispatcher %#x, call dispatcher %#x", DispatcherPC(), CallDispatcherPC())
+	}
+	if originalRet <= originalCallPC() || originalRet > originalCallPC()+256 {
+		t.Fatalf("originalRet %#x is not inside originalCall %#x", originalRet, originalCallPC())
+	}
+}
+
+//go:noinline
+func twelve(a, b, c, d, e, f, g, h, i, j, k, l int) (int, int, int, int, int, int, int, int, int, int) {
+	return a + l, b * k, c - j, d, e, f, g, h, i, a + b + c + d + e + f + g + h + i + j + k + l
+}
+
+// TestOriginalCallStackArgs: originalCall moves three stack-passed
+// arguments and one stack-passed result one frame down and back.
+func TestOriginalCallStackArgs(t *testing.T) {
+	f := twelve
+	code := *(*uintptr)(*(*unsafe.Pointer)(unsafe.Pointer(&f)))
+	// 12 int arguments: 9 in registers, 3 (24 bytes) on the stack; 10
+	// results: 9 in registers, 1 on the stack.
+	fv := &[3]uintptr{OriginalEntryPC(), code, 32}
+	var g func(a, b, c, d, e, f, g, h, i, j, k, l int) (int, int, int, int, int, int, int, int, int, int)
+	*(*unsafe.Pointer)(unsafe.Pointer(&g)) = unsafe.Pointer(fv)
+	r0, r1, r2, _, _, _, _, _, r8, r9 := g(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12)
+	if r0 != 13 || r1 != 22 || r2 != -7 || r8 != 9 || r9 != 78 {
+		t.Fatalf("got %d %d %d .. %d %d, want 13 22 -7 .. 9 78", r0, r1, r2, r8, r9)
+	}
+}
