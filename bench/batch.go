@@ -110,6 +110,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"syscall"
 	"time"
 	"unsafe"
@@ -198,7 +199,19 @@ func main() {
 		}
 	}
 	out["stage_ns"] = int64(time.Since(t))
+	// SWITCHBOARD_BATCH_PROFILE=file writes a CPU profile of the Commit.
+	if path := os.Getenv("SWITCHBOARD_BATCH_PROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fail("%v", err)
+		}
+		defer f.Close()
+	}
 	out["commit_ns"], out["commit_cpu_ns"] = timed(b.Commit)
+	pprof.StopCPUProfile()
 	check(impls, true)
 	out["undo_ns"], out["undo_cpu_ns"] = timed(b.Undo)
 	check(impls, false)

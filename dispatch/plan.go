@@ -222,7 +222,8 @@ func Verify(f Func, p *Patch) error {
 	// The image a resumed thread sees: original code with the patch on top.
 	img := append(append([]byte{}, f.Bytes...), make([]byte, 16)...)
 	copy(img[p.Offset:], p.Bytes)
-	for off := 0; off < len(code); {
+	// Instructions starting at or after the patch's end cannot be affected.
+	for off := 0; off < len(code) && off < end; {
 		orig, err := x86asm.Decode(code[off:], 64)
 		if err != nil {
 			return fmt.Errorf("original code at +%d: %v", off, err)
