@@ -25,7 +25,8 @@ import (
 // A Batch is not safe for concurrent use; Commit and Undo are serialized
 // with Set, Reset and List.
 type Batch struct {
-	staged []change
+	staged  []change
+	refused []*Error // Stage refusals: Commit refuses the batch while any exist
 	index  map[*record]int // staged entry of each function
 	state  batchState
 	before []change // each committed function's state before Commit
@@ -80,8 +81,9 @@ func NewBatch() *Batch { return &Batch{index: map[*record]int{}} }
 // Stage adds "redirect fn to impl" to the batch; nothing changes until
 // Commit. It refuses at once, with an *Error, what Set refuses for fn and
 // impl alone (a closure, an inlined or protected function, a type
-// mismatch, ...); what depends on the whole batch (cycles, relay room) is
-// checked by Commit. Staging fn again replaces its impl; Stage(b, fn, fn)
+// mismatch, ...), and the batch remembers it: Commit of a batch with a
+// refused Stage is refused, naming it. What depends on the whole batch
+// (cycles, relay room) is checked by Commit. Staging fn again replaces its impl; Stage(b, fn, fn)
 // stages a Reset of fn.
 //
 // In a Go plugin, a func value of a program function may point at the
@@ -90,17 +92,19 @@ func NewBatch() *Batch { return &Batch{index: map[*record]int{}} }
 func Stage[F any](b *Batch, fn, impl F) error {
 	reg.mu.Lock()
 	defer reg.mu.Unlock()
+	if b == nil || b.index == nil {
+		return &Error{Op: "Stage", Func: "<nil batch>", Err: because(ErrBatchState, "nil batch or not from NewBatch")}
+	}
 	fn = programCopy(fn)
 	rec, err := lookup("Stage", fn)
 	if err != nil {
-		return err
+		return b.refuse(err)
 	}
-	fail := func(err error) error { return &Error{Op: "Stage", Func: rec.name, Entry: uintptr(rec.entry), Err: err} }
-	if b == nil || b.index == nil {
-		return fail(because(ErrBatchState, "nil batch or not from NewBatch"))
+	fail := func(err error) error {
+		return b.refuse(&Error{Op: "Stage", Func: rec.name, Entry: uintptr(rec.entry), Err: err})
 	}
 	if b.state != batchOpen {
-		return fail(because(ErrBatchState, "batch already committed"))
+		return &Error{Op: "Stage", Func: rec.name, Entry: uintptr(rec.entry), Err: because(ErrBatchState, "batch already committed")}
 	}
 	if err := sameType(fn, impl); err != nil {
 		return fail(err)
@@ -122,13 +126,21 @@ func Stage[F any](b *Batch, fn, impl F) error {
 	return nil
 }
 
+// refuse keeps a Stage refusal for Commit and returns it.
+func (b *Batch) refuse(err error) error {
+	if e, ok := err.(*Error); ok && b.state == batchOpen {
+		b.refused = append(b.refused, e)
+	}
+	return err
+}
+
 // Len returns how many functions are staged.
 func (b *Batch) Len() int { return len(b.staged) }
 
 // Commit applies every staged redirect, or none. A refusal is an *Error
 // wrapping a *BatchError that names every function refused (errors.Is
-// finds each sentinel); nothing changes then: code, List and behaviour
-// are as before. The one exception, as for Set, is ErrUnfinished: every
+// finds each sentinel): the Stages refused, or else every function Commit
+// refuses; nothing changes then: code, List and behaviour are as before. The one exception, as for Set, is ErrUnfinished: every
 // code store took effect and a step after them failed.
 //
 // Relay sites are written and routes pointed at their new targets before
@@ -143,6 +155,10 @@ func (b *Batch) Commit() error {
 	defer reg.mu.Unlock()
 	if b.state != batchOpen {
 		return &Error{Op: "Commit", Func: "batch", Err: because(ErrBatchState, "already committed")}
+	}
+	if len(b.refused) > 0 {
+		// The batch is all or nothing: what Stage refused makes it nothing.
+		return batchRefusal("Commit", b.refused)
 	}
 	before := make([]change, len(b.staged))
 	for i, c := range b.staged {

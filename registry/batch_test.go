@@ -131,7 +131,7 @@ func TestBatchStageRefusals(t *testing.T) {
 		{"inlined", registry.Stage(b, smallInlined, bv0), registry.ErrInlined, "smallInlined"},
 		{"protected", registry.Stage(b, runtime.NumCPU, runtime.NumCPU), registry.ErrProtected, "runtime.NumCPU"},
 		{"nil impl", registry.Stage(b, bv0, nil), registry.ErrNil, "bv0"},
-		{"nil batch", registry.Stage(nil, bv0, bv1), registry.ErrBatchState, "bv0"},
+		{"nil batch", registry.Stage(nil, bv0, bv1), registry.ErrBatchState, "<nil batch>"},
 	}
 	for _, tc := range cases {
 		var re *registry.Error
@@ -142,7 +142,7 @@ func TestBatchStageRefusals(t *testing.T) {
 	if b.Len() != 0 {
 		t.Errorf("refused Stages staged %d functions", b.Len())
 	}
-	must(t, b.Commit()) // an empty batch commits
+	must(t, registry.NewBatch().Commit()) // an empty batch commits
 }
 
 // TestBatchCommitRefused: a batch with refused functions fails Commit,
@@ -167,6 +167,13 @@ func TestBatchCommitRefused(t *testing.T) {
 		{"mode conflict", func(b *registry.Batch) error {
 			return errors.Join(registry.Stage(b, bv0, bv1), registry.Stage(b, bv4, bv3))
 		}, []refusal{{"bv4", registry.ErrModeConflict}}, false},
+		{"stage refusals ignored", func(b *registry.Batch) error {
+			k := 2
+			_ = registry.Stage(b, func(x int) int { return x + k }, bv1)
+			_ = registry.Stage(b, smallInlined, bv1)
+			_ = registry.Stage(b, runtime.NumGoroutine, runtime.NumCPU)
+			return errors.Join(registry.Stage(b, bv0, bv1), registry.Stage(b, bv2, bv3))
+		}, []refusal{{"TestBatchCommitRefused.func", registry.ErrClosure}, {"smallInlined", registry.ErrInlined}, {"runtime.NumGoroutine", registry.ErrProtected}}, false},
 		{"no relay and cycle", func(b *registry.Batch) error {
 			return errors.Join(registry.Stage(b, bv0, bv1), registry.Stage(b, residue, func(*acc, int) int { return 0 }),
 				registry.Stage(b, bv3, bv5), registry.Stage(b, bv5, bv3))
