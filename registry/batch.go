@@ -26,10 +26,10 @@ import (
 // with Set, Reset and List.
 type Batch struct {
 	staged  []change
-	refused []*Error // Stage refusals: Commit refuses the batch while any exist
-	index  map[*record]int // staged entry of each function
-	state  batchState
-	before []change // each committed function's state before Commit
+	refused []*Error        // Stage refusals: Commit refuses the batch while any exist
+	index   map[*record]int // staged entry of each function
+	state   batchState
+	before  []change // each committed function's state before Commit
 }
 
 type batchState int
