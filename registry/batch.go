@@ -237,17 +237,20 @@ func transition(op string, want []change) error {
 			}
 		}
 	}
-	// Plan what has no patch yet, reading the address space once.
-	var fs []dispatch.Func
-	var need []*record
-	for _, c := range patch {
-		if c.rec.patches[c.mode] == nil && c.rec.planErr[c.mode] == nil {
-			fs = append(fs, c.rec.fn)
-			need = append(need, c.rec)
+	// Plan what has no patch yet, reading the address space once per mode.
+	for _, mode := range []Mode{SiteMode, CallMode} {
+		var fs []dispatch.Func
+		var need []*record
+		for _, c := range patch {
+			if c.mode == mode && c.rec.patches[mode] == nil && c.rec.planErr[mode] == nil {
+				fs = append(fs, c.rec.fn)
+				need = append(need, c.rec)
+			}
 		}
-	}
-	if len(fs) > 0 {
-		ps, errs := planner().PlanAll(fs, SiteMode)
+		if len(fs) == 0 {
+			continue
+		}
+		ps, errs := planner().PlanAll(fs, mode)
 		for i, rec := range need {
 			if errs[i] == nil {
 				if verr := dispatch.Verify(rec.fn, ps[i]); verr != nil {
@@ -255,9 +258,9 @@ func transition(op string, want []change) error {
 				}
 			}
 			if errs[i] != nil {
-				rec.planErr[SiteMode] = errs[i]
+				rec.planErr[mode] = errs[i]
 			} else {
-				rec.patches[SiteMode] = ps[i]
+				rec.patches[mode] = ps[i]
 			}
 		}
 	}

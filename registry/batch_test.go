@@ -315,3 +315,21 @@ func TestBatchFlipStorm(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchUndoRestoresCallMode: a batch that resets a function redirected
+// in call mode; Undo brings back the call-mode redirect and its target.
+func TestBatchUndoRestoresCallMode(t *testing.T) {
+	must(t, registry.SetWith(bv3, func(x int) int { return -3 }, registry.WithMode(registry.CallMode)))
+	defer registry.Reset(bv3)
+	b := registry.NewBatch()
+	must(t, registry.Stage(b, bv3, bv3))
+	must(t, registry.Stage(b, bv2, func(x int) int { return -2 }))
+	must(t, b.Commit())
+	if bv3(1) != 15 || bv2(1) != -2 || redirectOf(t, "bv3").Active {
+		t.Fatalf("after Commit: bv3(1) = %d, bv2(1) = %d, %v", bv3(1), bv2(1), redirectOf(t, "bv3"))
+	}
+	must(t, b.Undo())
+	if r := redirectOf(t, "bv3"); bv3(1) != -3 || bv2(1) != 14 || !r.Active || r.Mode != "call" {
+		t.Fatalf("after Undo: bv3(1) = %d, bv2(1) = %d, %v", bv3(1), bv2(1), r)
+	}
+}
