@@ -244,6 +244,7 @@ func TestLoadRefusesUntrustedFiles(t *testing.T) {
 			return errors.Join(os.Chmod(so, 0o666), os.Symlink(so, filepath.Join(dir, "link.so")))
 		}, filepath.Join(dir, "link.so"), hotfix.ErrInsecure, so},
 		{"trusted, but not a plugin", nil, so, hotfix.ErrOpen, ""},
+		{"sticky world-writable directory, like /tmp: trusted", func() error { return os.Chmod(open, 0o777|os.ModeSticky) }, inOpen, hotfix.ErrOpen, ""},
 		{"missing", nil, filepath.Join(dir, "missing.so"), hotfix.ErrOpen, ""},
 	}
 	for _, tc := range cases {
@@ -268,6 +269,9 @@ func TestLoadRefusesUntrustedFiles(t *testing.T) {
 				t.Fatalf("got %v, want a *hotfix.Error wrapping %v", err, tc.want)
 			}
 			var pe *hotfix.PermError
+			if tc.culprit == "" && errors.As(err, &pe) {
+				t.Errorf("refused for permissions: %v", pe)
+			}
 			if tc.culprit != "" && (!errors.As(err, &pe) || pe.Path != tc.culprit) {
 				t.Errorf("PermError %+v, want one naming %s", pe, tc.culprit)
 			}
