@@ -135,6 +135,10 @@ func nilChecks(f Func, insts []inst, i int) ([]x86asm.Reg, error) {
 		case m.Base == x86asm.RIP || m.Base == x86asm.RSP || m.Base == x86asm.RBP || m.Base == x86asm.R14:
 			// Globals, the stack and g: never nil.
 			continue
+		case m.Segment == x86asm.FS && m.Base == 0 && m.Index == 0:
+			// The thread's TLS slot of g (MOVQ (TLS), R14 in assembly
+			// functions): always mapped.
+			continue
 		case m.Segment != 0 || m.Base < x86asm.RAX || m.Base > x86asm.R15:
 			return nil, refuse(f, ReasonTrampoline, fmt.Sprintf("the instruction at +%d (%v) reads memory that may fault outside Go code, through an address it cannot nil-check", in.off, in.Inst))
 		case m.Index != 0:

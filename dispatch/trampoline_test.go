@@ -79,6 +79,12 @@ var trampolineCases = []struct {
 		// the copy sets it.
 		name: "load through a register the copy writes first (synthetic)", entry: 0x401000, code: "4989c4418b0424c3", pad: 24, refused: true,
 	},
+	{
+		// mov r14, fs:[-8]: assembly functions load g from TLS first.
+		name: "TLS load of g", entry: 0x48ffe0, code: "644c8b3425f8ffffffc3", pad: 22,
+		// x86asm prints the FS-relative operand without its segment.
+		want: []string{"MOV R14, [Reg(0)-0x8]", "JMP entry+0x9"},
+	},
 	{name: "call first (synthetic)", entry: 0x401000, code: "e800000000c3", pad: 26, refused: true},
 }
 
@@ -157,4 +163,18 @@ func disassemble(t *testing.T, code []byte, addr, entry uintptr) []string {
 		off += in.Len
 	}
 	return out
+}
+
+// TestTrampolineKeepsSegment: the TLS load is copied byte for byte, FS
+// prefix included (x86asm's text does not show it).
+func TestTrampolineKeepsSegment(t *testing.T) {
+	code, _ := hex.DecodeString("644c8b3425f8ffffffc3")
+	f := Func{Name: "tls", Entry: 0x48ffe0, Size: len(code), Bytes: append(code, make([]byte, 22)...)}
+	tr, err := NewPlanner(&Simulated{Taken: append([]Range(nil), image...)}, fakeDispatcher, fakeCallDispatcher).PlanTrampoline(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := hex.EncodeToString(tr.Code[:9]); got != "644c8b3425f8ffffff" {
+		t.Fatalf("copied % x", tr.Code)
+	}
 }

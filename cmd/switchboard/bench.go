@@ -39,11 +39,25 @@ func runBench(args []string) error {
 	asJSON := fs.Bool("json", false, "print one JSON object per row")
 	batch := fs.Int("batch", 10_000, "functions in the generated batch program (0: no batch rows)")
 	batchRuns := fs.Int("batch-runs", 3, "runs of the batch program")
+	routes := fs.String("routes", "", "instead of the call rows, for each count N (comma-separated, e.g. 1,100,1000,10000)\n"+
+		"build a program with N distinct patched functions called in straight-line code and\n"+
+		"report site mode, a func variable and direct calls as ratios to direct calls")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 || *rounds < 1 || *calls < 1 || *writes < 1 || *batch < 0 || *batchRuns < 1 {
-		return fmt.Errorf("usage: switchboard bench [-rounds N] [-calls N] [-writes N] [-batch N] [-batch-runs N] [-json]")
+		return fmt.Errorf("usage: switchboard bench [-rounds N] [-calls N] [-writes N] [-batch N] [-batch-runs N] [-routes N,N,...] [-json]")
+	}
+	if *routes != "" {
+		counts, err := parseRoutes(*routes)
+		if err != nil {
+			return err
+		}
+		rows, err := measureRoutes(counts, *rounds, *calls, os.Stderr)
+		if err != nil {
+			return err
+		}
+		return printRoutes(os.Stdout, rows, *asJSON)
 	}
 	rows, err := measure(*rounds, *calls, *writes, os.Stderr)
 	if err != nil {
@@ -120,6 +134,25 @@ func measure(rounds, calls, writes int, progress io.Writer) ([]benchRow, error) 
 		rows = append(rows, row)
 	}
 	return rows, nil
+}
+
+func printRoutes(w io.Writer, rows []routesRow, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		for _, r := range rows {
+			if err := enc.Encode(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	fmt.Fprintf(w, "switchboard bench -routes: %s, N distinct functions called in straight-line code, ratios to direct calls in the same round\n\n", runtime.Version())
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "routes\tvariant\tns/call\tx direct\tmin-max\t")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%d\t%s\t%.2f\t%.2f\t%.2f-%.2f\t\n", r.Routes, r.Name, r.NsMedian, r.RatioMedian, r.RatioMin, r.RatioMax)
+	}
+	return tw.Flush()
 }
 
 func cut(key string) (string, string, bool) {

@@ -27,6 +27,10 @@ type scanResult struct {
 	fn      dispatch.Func
 	patch   *dispatch.Patch
 	refusal *dispatch.RefusalError
+	// original is why registry.Original would refuse the function, from
+	// its code alone (nil: it works); the refusal itself when the
+	// function cannot be patched at all.
+	original error
 }
 
 // scanReport is the outcome for every function of one binary, in address
@@ -103,7 +107,7 @@ func scanBinary(path string, progress io.Writer) (*scanReport, error) {
 	// decides whether a site calls it with rel32 or through the page's
 	// pointer, never the tactic or the prologue patch.
 	text := funcs[0].Entry
-	return scanImage(im, space, text, text, progress)
+	return scanImage(im, space, text, text, text, progress)
 }
 
 // scanSelf plans every function of the running binary at its load address,
@@ -119,7 +123,7 @@ func scanSelf(progress io.Writer) (*scanReport, error) {
 		return nil, fmt.Errorf("scan: reading this process's mappings: %w", err)
 	}
 	space := &dispatch.Simulated{Taken: busy}
-	rep, err := scanImage(im, space, switchboard.DispatcherPC(), switchboard.CallDispatcherPC(), progress)
+	rep, err := scanImage(im, space, switchboard.DispatcherPC(), switchboard.CallDispatcherPC(), switchboard.NilFaultPC(), progress)
 	if err != nil {
 		return nil, err
 	}
@@ -130,10 +134,12 @@ func scanSelf(progress io.Writer) (*scanReport, error) {
 }
 
 // scanImage plans the image's functions in address order, with one planner
-// that reserves relay sites as it goes, as the live patcher does.
-func scanImage(im *unwind.Image, space *dispatch.Simulated, disp, callDisp uintptr, progress io.Writer) (*scanReport, error) {
+// that reserves relay sites (and trampolines) as it goes, as the live
+// patcher does.
+func scanImage(im *unwind.Image, space *dispatch.Simulated, disp, callDisp, nilFault uintptr, progress io.Writer) (*scanReport, error) {
 	start := time.Now()
 	pl := dispatch.NewPlanner(space, disp, callDisp)
+	pl.NilFault = nilFault
 	pl.IsMorestack = func(pc uintptr) bool {
 		f, ok := im.Lookup(pc)
 		return ok && strings.HasPrefix(f.Name, "runtime.morestack")
@@ -160,18 +166,63 @@ func scanImage(im *unwind.Image, space *dispatch.Simulated, disp, callDisp uintp
 	return rep, nil
 }
 
-// scanFunc plans one function in site mode. A refusal is a result; any
-// other error means the scan itself failed.
+// scanFunc plans one function in site mode, and its Original trampoline.
+// A refusal is a result; any other error means the scan itself failed.
+// The function's Go type is unknown here, so the Original stub's limit on
+// stack arguments is not checked.
 func scanFunc(pl *dispatch.Planner, f dispatch.Func) (scanResult, error) {
 	p, err := pl.Plan(f, dispatch.SiteMode)
 	if err == nil {
-		return scanResult{fn: f, patch: p}, nil
+		_, oerr := pl.PlanTrampoline(f)
+		var ref *dispatch.RefusalError
+		if oerr != nil && !errors.As(oerr, &ref) {
+			return scanResult{}, fmt.Errorf("planning the trampoline of %s: %w", f.Name, oerr)
+		}
+		return scanResult{fn: f, patch: p, original: oerr}, nil
 	}
 	var ref *dispatch.RefusalError
 	if errors.As(err, &ref) {
-		return scanResult{fn: f, refusal: ref}, nil
+		return scanResult{fn: f, refusal: ref, original: ref}, nil
 	}
 	return scanResult{}, fmt.Errorf("planning %s: %w", f.Name, err)
+}
+
+// originalWhy is the original field of a function's JSON line: "" when
+// registry.Original works for it, else the reason it refuses.
+func (r scanResult) originalWhy() string {
+	var ref *dispatch.RefusalError
+	switch {
+	case r.original == nil:
+		return ""
+	case errors.As(r.original, &ref):
+		return string(ref.Reason) + ": " + oneLine(ref.Detail)
+	}
+	return oneLine(r.original.Error())
+}
+
+// originalKind groups Original refusals of patchable functions for the
+// summary.
+func originalKind(err error) string {
+	var ref *dispatch.RefusalError
+	if !errors.As(err, &ref) {
+		return "other"
+	}
+	d := ref.Detail
+	switch {
+	case strings.Contains(d, "is a call"):
+		return "call first"
+	case strings.Contains(d, "and an index"):
+		return "indexed load"
+	case strings.Contains(d, "writes first"):
+		return "load after a copied write"
+	case strings.Contains(d, "cannot nil-check"):
+		return "unchecked address"
+	case strings.Contains(d, "jumps into the copied"):
+		return "branch into the copy"
+	case strings.Contains(d, "reach"):
+		return "out of reach"
+	}
+	return string(ref.Reason)
 }
 
 // scanRow is the JSON line of one function. Exactly one of the embedded
@@ -181,6 +232,9 @@ type scanRow struct {
 	Entry string `json:"entry"`
 	Size  int    `json:"size"`
 	Room  int    `json:"room"`
+	// Original is "" when registry.Original works for the function,
+	// otherwise why it refuses.
+	Original string `json:"original"`
 	*patchRow
 	*refusalRow
 }
@@ -202,7 +256,7 @@ type refusalRow struct {
 }
 
 func (r scanResult) row() scanRow {
-	row := scanRow{Name: r.fn.Name, Entry: fmt.Sprintf("%#x", r.fn.Entry), Size: r.fn.Size, Room: len(r.fn.Bytes)}
+	row := scanRow{Name: r.fn.Name, Entry: fmt.Sprintf("%#x", r.fn.Entry), Size: r.fn.Size, Room: len(r.fn.Bytes), Original: r.originalWhy()}
 	if p := r.patch; p != nil {
 		// Copy: fn.Bytes aliases the binary's text.
 		written := append(slices.Clone(r.fn.Bytes[:p.Offset]), p.Bytes...)
@@ -303,6 +357,43 @@ func (rep *scanReport) writeTotals(w io.Writer) {
 		line("  "+c.name, c.n)
 	}
 	line("coverage", patched)
+
+	// Original, as a share of the patchable functions.
+	kinds := map[string]int{}
+	orig := 0
+	for _, r := range rep.results {
+		if r.patch == nil {
+			continue
+		}
+		if r.original == nil {
+			orig++
+		} else {
+			kinds[originalKind(r.original)]++
+		}
+	}
+	fmt.Fprintf(w, "\n  %-28s %7d %8.2f%% of patchable\n", "Original works", orig, 100*share(orig, patched))
+	var ks []scanCount
+	for k, n := range kinds {
+		ks = append(ks, scanCount{k, n})
+	}
+	slices.SortFunc(ks, func(a, b scanCount) int { return cmp.Or(cmp.Compare(b.n, a.n), cmp.Compare(a.name, b.name)) })
+	for _, k := range ks {
+		fmt.Fprintf(w, "  %-28s %7d %8.2f%%\n", "  refused: "+k.name, k.n, 100*share(k.n, patched))
+	}
+}
+
+// originalCoverage is the share of patchable functions Original works for.
+func (rep *scanReport) originalCoverage() float64 {
+	n, of := 0, 0
+	for _, r := range rep.results {
+		if r.patch != nil {
+			of++
+			if r.original == nil {
+				n++
+			}
+		}
+	}
+	return share(n, of)
 }
 
 // writeText is the human report: the totals, then every refused function

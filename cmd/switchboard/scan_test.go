@@ -78,6 +78,11 @@ func TestScanCompile(t *testing.T) {
 	} else {
 		t.Logf("coverage %.2f%% (%d of %d)", 100*cov, patched, len(rep.results))
 	}
+	if cov := rep.originalCoverage(); cov < 0.995 {
+		t.Errorf("Original works for %.2f%% of the patchable functions, want at least 99.5%%", 100*cov)
+	} else {
+		t.Logf("Original works for %.2f%% of the patchable functions", 100*cov)
+	}
 	checkResults(t, rep)
 	// The bound is wall time on 2 cores; the race detector's
 	// instrumentation makes the scan about 20 times slower.
@@ -308,7 +313,13 @@ func TestScanRow(t *testing.T) {
 			}
 			got := jsonRow(t, r)
 			want := map[string]any{"name": "main.f", "entry": "0x401000", "size": float64(tt.size), "room": float64(len(tt.code))}
+			want["original"] = ""
 			if tt.refused != "" {
+				// Original refuses what Set refuses, with the reason.
+				if o, _ := got["original"].(string); !strings.HasPrefix(o, tt.refused+":") {
+					t.Errorf("original %q, want the refusal %q", o, tt.refused)
+				}
+				want["original"] = got["original"]
 				want["refused"] = tt.refused
 				want["detail"] = got["detail"]
 				if d, _ := got["detail"].(string); d == "" {
