@@ -34,6 +34,7 @@ func tryBuildPlugin(t *testing.T, src, dir, target, name string, env ...string) 
 	if testing.Short() {
 		t.Skip("builds a plugin")
 	}
+	needCgo(t)
 	out := filepath.Join(dir, name+".so")
 	args := []string{"build", "-buildmode=plugin", "-o", out}
 	if raceBuild {
@@ -183,6 +184,7 @@ func TestLoadRefusesOtherPackageVersion(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a plugin")
 	}
+	needCgo(t)
 	src := filepath.Join(t.TempDir(), "module")
 	if out, err := exec.Command("cp", "-r", "..", src).CombinedOutput(); err != nil {
 		t.Fatalf("copying the module: %v\n%s", err, out)
@@ -279,5 +281,15 @@ func TestLoadRefusesUntrustedFiles(t *testing.T) {
 				t.Errorf("changed (-before +after):\n%s", diff)
 			}
 		})
+	}
+}
+
+// needCgo skips a test that builds a plugin where cgo is off (no C
+// compiler): Go plugins need it.
+func needCgo(t *testing.T) {
+	t.Helper()
+	out, err := exec.Command("go", "env", "CGO_ENABLED").Output()
+	if err != nil || strings.TrimSpace(string(out)) != "1" {
+		t.Skip("plugins need cgo (a C compiler); go env CGO_ENABLED =", strings.TrimSpace(string(out)))
 	}
 }

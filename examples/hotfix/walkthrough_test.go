@@ -21,6 +21,9 @@ func TestWalkthrough(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a service and a plugin")
 	}
+	if out, err := exec.Command("go", "env", "CGO_ENABLED").Output(); err != nil || strings.TrimSpace(string(out)) != "1" {
+		t.Skip("plugins need cgo (a C compiler); go env CGO_ENABLED =", strings.TrimSpace(string(out)))
+	}
 	dir := t.TempDir()
 	fixes := filepath.Join(dir, "fixes")
 	if err := os.Mkdir(fixes, 0o755); err != nil {
