@@ -210,3 +210,65 @@ func TestOriginalCallStackArgs(t *testing.T) {
 		t.Fatalf("got %d %d %d .. %d %d, want 13 22 -7 .. 9 78", r0, r1, r2, r8, r9)
 	}
 }
+
+// handCallSite writes a call-mode patch by hand: an "entry" holding
+// call stub, and the stub movabs r13, route; jmp [rip+hdr] with
+// callDispatcher's address in the page's first word. It returns the entry.
+func handCallSite(t *testing.T, r *Route) uintptr {
+	t.Helper()
+	mem, err := unix.Mmap(-1, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	binary.LittleEndian.PutUint64(mem[0:], uint64(CallDispatcherPC()))
+	const entry, stub = 64, 128
+	mem[entry] = 0xE8
+	binary.LittleEndian.PutUint32(mem[entry+1:], uint32(int32(stub-(entry+5))))
+	code := []byte{0x49, 0xBD}
+	code = binary.LittleEndian.AppendUint64(code, uint64(uintptr(unsafe.Pointer(r))))
+	rel := int32(-(stub + len(code) + 6))
+	code = append(code, 0xFF, 0x25)
+	code = binary.LittleEndian.AppendUint32(code, uint32(rel))
+	copy(mem[stub:], code)
+	if err := unix.Mprotect(mem, unix.PROT_READ|unix.PROT_EXEC); err != nil {
+		t.Fatal(err)
+	}
+	return uintptr(unsafe.Pointer(&mem[entry]))
+}
+
+// TestCallDispatcherRules: the call-mode entry applies the same rules as
+// the site-mode one, with the route handed over in R13.
+func TestCallDispatcherRules(t *testing.T) {
+	route := new(Route)
+	entry := handCallSite(t, route)
+	route.SetOriginal(codeOf(adder(1000)))
+	a := &closureVal{code: entry, k: 7}
+	b := &closureVal{code: entry, k: 9}
+	callA, callB := via(a), via(b)
+	check := func(name string, f func(int) int, x, want int) {
+		t.Helper()
+		if got := f(x); got != want {
+			t.Errorf("%s: f(%d) = %d, want %d", name, x, got, want)
+		}
+	}
+	check("no target: original with RDX kept", callA, 5, 12)
+	route.Store(funcvalOf(plusOne))
+	check("global target", callA, 5, 6)
+	route.SetGuards([]Guard{
+		{RAX: 3, Target: funcvalOf(times2)},
+		{RDX: uintptr(unsafe.Pointer(b)), Target: funcvalOf(times10)},
+	})
+	check("RAX guard", callA, 3, 6)
+	check("RDX guard", callB, 4, 40)
+	check("no guard holds: global target", callA, 4, 5)
+	route.Store(nil)
+	check("no guard holds: original with RDX kept", callA, 4, 11)
+	restart := &[3]uintptr{originalCallPC(), entry, 0}
+	var viaStub func(int) int
+	*(*unsafe.Pointer)(unsafe.Pointer(&viaStub)) = unsafe.Pointer(restart)
+	route.Store(funcvalOf(minus))
+	check("rule 1: restart goes to the original", viaStub, 3, 3+int(entry))
+	runtime.KeepAlive(a)
+	runtime.KeepAlive(b)
+	runtime.KeepAlive(route)
+}

@@ -38,6 +38,11 @@ type relayPage struct {
 	addr uintptr
 	mem  unsafe.Pointer // nil when simulated
 	used [pageSize / 64]uint64
+	// noRoom, when not 0, is the smallest size an unpinned search of the
+	// whole page found no room for: pages only fill up, so larger ones
+	// need not look again. Trampolines (unpinned) would otherwise rescan
+	// every full page for each new one.
+	noRoom int
 }
 
 func (p *relayPage) free(off, n int) bool {
@@ -76,13 +81,27 @@ func siteAlign(pins Pins) int {
 // inPages finds room for a site of size bytes in a page it already has, at
 // an address whose rel32 from jmpEnd satisfies pins, and takes it.
 func (r *relay) inPages(jmpEnd uintptr, pins Pins, size int) (uintptr, *relayPage, bool) {
+	unpinned := pins.Mask == 0
 	for _, p := range r.pages {
+		if unpinned && p.noRoom != 0 && size >= p.noRoom {
+			continue
+		}
 		if t, ok := r.inPage(p, jmpEnd, pins, size, siteAlign(pins)); ok {
 			p.take(int(t-p.addr), size)
 			return t, p, true
 		}
+		if unpinned && wholePageInReach(jmpEnd, p, size) && (p.noRoom == 0 || size < p.noRoom) {
+			p.noRoom = size
+		}
 	}
 	return 0, nil, false
+}
+
+// wholePageInReach reports whether rel32 from jmpEnd reaches every site
+// address of the page, so that a failed unpinned search saw all of it.
+func wholePageInReach(jmpEnd uintptr, p *relayPage, size int) bool {
+	lo, hi, ok := relRange(jmpEnd, p.addr+pageHeader, p.addr+pageSize-uintptr(size))
+	return ok && int64(lo) == int64(p.addr+pageHeader)-int64(jmpEnd) && int64(hi) == int64(p.addr+pageSize-uintptr(size))-int64(jmpEnd)
 }
 
 // fresh maps a new page holding such an address, and takes the site.

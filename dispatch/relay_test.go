@@ -52,3 +52,31 @@ func TestNewPageSkipsBusyRanges(t *testing.T) {
 		t.Fatal("placed a site below address 0")
 	}
 }
+
+// TestInPagesRemembersFullPages: an unpinned search that found no room in a
+// page wholly in reach marks it for that size and larger, and later
+// searches of those sizes skip it; smaller sizes still look.
+func TestInPagesRemembersFullPages(t *testing.T) {
+	const page = 0x7000_0000_0000
+	p := &relayPage{addr: page}
+	p.take(0, pageSize-32) // 32 bytes left at the end
+	r := relay{pages: []*relayPage{p}}
+	jmpEnd := uintptr(page + 0x10000)
+	if _, _, ok := r.inPages(jmpEnd, Pins{}, 51); ok || p.noRoom != 51 {
+		t.Fatalf("full page: found room, or noRoom %d", p.noRoom)
+	}
+	if _, _, ok := r.inPages(jmpEnd, Pins{}, 64); ok || p.noRoom != 51 {
+		t.Fatalf("larger size: noRoom %d", p.noRoom)
+	}
+	got, _, ok := r.inPages(jmpEnd, Pins{}, 16)
+	if !ok || got != page+pageSize-32 {
+		t.Fatalf("a smaller site fits at %#x: got %#x, %v", page+pageSize-32, got, ok)
+	}
+	// Out of reach of the whole page: a failure says nothing about it.
+	q := &relayPage{addr: page}
+	q.take(0, pageSize-32)
+	r = relay{pages: []*relayPage{q}}
+	if _, _, ok := r.inPages(uintptr(page+pageSize/2-math.MaxInt32), Pins{}, 51); ok || q.noRoom != 0 {
+		t.Fatalf("partly in reach: noRoom %d", q.noRoom)
+	}
+}

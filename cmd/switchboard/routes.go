@@ -116,7 +116,9 @@ func runRoutes(mod string, n, rounds, calls int) ([]routesRow, error) {
 
 // writeRoutesProgram writes a module with n victims f_i, n targets g_i of
 // the same shape, and three straight-line callers: of f (patched to g:
-// site mode), of g (direct) and of func variables holding g.
+// site mode), of g (direct) and of func variables holding g. The victims
+// are cheap but not leaves: they open with the usual stack check, whose
+// jbe pins their relay windows the way most functions' do.
 func writeRoutesProgram(dir, mod string, n int) error {
 	gomod, err := os.ReadFile(filepath.Join(mod, "go.mod"))
 	if err != nil {
@@ -154,12 +156,28 @@ import (
 
 	"github.com/switchboard-go/switchboard/registry"
 )
+
+// rare is never called: it makes the victims non-leaf functions, with the
+// stack-check prologue most Go functions start with.
+//
+//go:noinline
+func rare(x int) int { return x * 3 }
 {{range $i, $_ := .}}
 //go:noinline
-func f{{$i}}(x int) int { return x ^ {{$i}} }
+func f{{$i}}(x int) int {
+	if x == -1 {
+		return rare(x)
+	}
+	return x ^ {{$i}}
+}
 
 //go:noinline
-func g{{$i}}(x int) int { return x ^ {{$i}} }
+func g{{$i}}(x int) int {
+	if x == -1 {
+		return rare(x)
+	}
+	return x ^ {{$i}}
+}
 
 var v{{$i}} = g{{$i}}
 {{end}}
