@@ -1,7 +1,6 @@
 package dispatch
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 
@@ -151,8 +150,12 @@ const maxInstLen = 15
 // instruction the decoder reads differently with other trailing bytes
 // (x86asm does, for some truncated VEX forms) cannot be trusted.
 func stable(b []byte, in x86asm.Inst) bool {
+	var arr [2 * maxInstLen]byte
 	for _, fill := range []byte{0x00, 0xCC, 0xFF} {
-		buf := append(append(make([]byte, 0, len(b)+maxInstLen), b...), bytes.Repeat([]byte{fill}, maxInstLen)...)
+		buf := arr[:copy(arr[:], b)+maxInstLen]
+		for i := len(b); i < len(buf); i++ {
+			buf[i] = fill
+		}
 		again, err := decode(buf)
 		if err != nil || again.Len != in.Len || again.Op != in.Op || again.Args != in.Args || again.Prefix != in.Prefix {
 			return false

@@ -66,7 +66,7 @@ func CPadding(pad []byte) int {
 			n++
 			continue
 		}
-		in, err := x86asm.Decode(pad[n:], 64)
+		in, err := decode(pad[n:])
 		if err != nil || in.Op != x86asm.NOP || !isLongNop(pad[n:n+in.Len]) {
 			break
 		}

@@ -25,3 +25,7 @@ func decode(b []byte) (in x86asm.Inst, err error) {
 	}
 	return decoder(b, 64)
 }
+
+// Decode is decode for other packages that read code (registry decodes
+// generic wrappers): a decoder panic is an error, never a crash.
+func Decode(b []byte) (x86asm.Inst, error) { return decode(b) }

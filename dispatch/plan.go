@@ -222,14 +222,15 @@ func Verify(f Func, p *Patch) error {
 	// The image a resumed thread sees: original code with the patch on top.
 	img := append(append([]byte{}, f.Bytes...), make([]byte, 16)...)
 	copy(img[p.Offset:], p.Bytes)
-	for off := 0; off < len(code); {
+	// Instructions starting at or after the patch's end cannot be affected.
+	for off := 0; off < len(code) && off < end; {
 		orig, err := decode(code[off:])
 		if err != nil {
 			return fmt.Errorf("original code at +%d: %v", off, err)
 		}
 		if off > p.Offset && off < end {
 			got, err := decode(img[off:])
-			if err != nil || got.Len != orig.Len || !bytes.Equal(img[off:off+orig.Len], code[off:off+orig.Len]) || got.String() != orig.String() {
+			if err != nil || got.Len != orig.Len || !bytes.Equal(img[off:off+orig.Len], code[off:off+orig.Len]) || got.Op != orig.Op || got.Args != orig.Args || got.Prefix != orig.Prefix {
 				return fmt.Errorf("boundary +%d: patched bytes decode as %v, original %v", off, got, orig)
 			}
 		}

@@ -68,6 +68,9 @@ func (p *relayPage) take(off, n int) {
 type relay struct {
 	space Space
 	pages []*relayPage
+	// cached, when not nil, stands for space.Busy() during PlanAll; pages
+	// mapped since are in pages, and a page taken meanwhile fails Reserve.
+	cached []Range
 }
 
 // siteAlign is the alignment sites get when the pins leave the low bits
@@ -255,7 +258,10 @@ func (r *relay) newPage(jmpEnd uintptr, pins Pins, size, align int) (uintptr, *r
 // busy returns the space's busy ranges plus what is out of bounds, sorted,
 // merged and rounded out to whole pages.
 func (r *relay) busy() ([]Range, error) {
-	b, err := r.space.Busy()
+	b, err := r.cached, error(nil)
+	if b == nil {
+		b, err = r.space.Busy()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("reading the address space: %w", err)
 	}

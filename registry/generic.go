@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/arch/x86/x86asm"
 
+	"github.com/switchboard-go/switchboard/dispatch"
 	"github.com/switchboard-go/switchboard/unwind"
 )
 
@@ -64,7 +65,7 @@ func decodeWrapper(name string, pc uintptr, code []byte, shapeName func(uintptr)
 	want := skeleton(name)
 	loaded := map[x86asm.Reg]uintptr{} // register -> address LEA'd into it
 	for off := 0; off < len(code); {
-		in, err := x86asm.Decode(code[off:], 64)
+		in, err := dispatch.Decode(code[off:])
 		if err != nil {
 			return instantiation{}, because(ErrGeneric, "cannot decode the wrapper at +%#x: %v", off, err)
 		}

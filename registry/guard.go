@@ -7,6 +7,7 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strings"
+	"time"
 	"unsafe"
 
 	"github.com/switchboard-go/switchboard"
@@ -376,7 +377,7 @@ func setScoped(op string, rec *record, s scope, fv unsafe.Pointer, mode Mode, un
 	_, orig, _ := p.Quad()
 	written, err := p.Apply(rec.entry, orig)
 	if written {
-		rec.mode = SiteMode
+		rec.mode, rec.written = SiteMode, true
 	} else {
 		scoped.patches[rec] = ps
 		publish(rec)
@@ -515,12 +516,13 @@ func setWithScope(rec *record, s scope, fnType reflect.Type, fv unsafe.Pointer, 
 
 // globalOverGuards is a global Set of a function whose entry its scoped
 // patches already lead to the route: one pointer store.
-func globalOverGuards(rec *record, fv unsafe.Pointer, mode Mode, fail func(error) error) error {
+func globalOverGuards(rec *record, fv unsafe.Pointer, mode Mode, now time.Time, fail func(error) error) error {
 	if mode != SiteMode {
 		return fail(because(ErrModeConflict, "scoped patches use site mode, asked for %v mode", mode))
 	}
 	rec.impl = fv
 	rec.route.Store(fv)
 	rec.active = true
+	rec.noteSet(now)
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 	"unsafe"
 
 	"github.com/switchboard-go/switchboard"
@@ -53,6 +54,10 @@ type Redirect struct {
 	// "instantiation pkg.F[int]", "closure 0xc000012345", or a
 	// combination joined by " + ". List has one entry per patch.
 	Scope string
+	// SetAt is when the function was last redirected from its original;
+	// Retargets counts the Sets that changed its target since.
+	SetAt     time.Time
+	Retargets int
 }
 
 func (r Redirect) String() string {
@@ -78,6 +83,7 @@ type record struct {
 	active  bool
 	written bool           // a patch took effect once: List reports it from then on
 	impl    unsafe.Pointer // funcval calls go to while active
+	history                // when set, how often retargeted (List)
 
 	// tramp runs the original body (Original), once planned; trampoline is
 	// its funcval once installed; trampErr is why planning failed.
@@ -151,6 +157,9 @@ func SetWith[F any](fn, impl F, opts ...Option) error {
 	if err := refuseUnsupported("Set", fn); err != nil {
 		return err
 	}
+	// The clock is read before the lock: a patch of time.Now must never
+	// run while the registry is locked.
+	now := time.Now()
 	reg.mu.Lock()
 	defer reg.mu.Unlock()
 	rec, sc, err := identity("Set", fn)
@@ -178,13 +187,14 @@ func SetWith[F any](fn, impl F, opts ...Option) error {
 	if rec.active && rec.mode == o.mode {
 		rec.impl = fv
 		rec.route.Store(fv)
+		rec.noteRetarget(now)
 		return nil
 	}
 	if rec.active {
 		return fail(because(ErrModeConflict, "redirected in %v mode, asked for %v mode", rec.mode, o.mode))
 	}
 	if len(scoped.patches[rec]) > 0 {
-		return globalOverGuards(rec, fv, o.mode, fail)
+		return globalOverGuards(rec, fv, o.mode, now, fail)
 	}
 	p, err := rec.patch(o.mode)
 	if err != nil {
@@ -201,6 +211,7 @@ func SetWith[F any](fn, impl F, opts ...Option) error {
 	written, err := p.Apply(rec.entry, orig)
 	if written {
 		rec.mode, rec.active, rec.impl, rec.written = o.mode, true, fv, true
+		rec.noteSet(now)
 	} else {
 		// Nothing leads to the route: it may point back.
 		rec.route.Store(prev)
@@ -272,7 +283,8 @@ func List() []Redirect {
 		}
 		r := Redirect{
 			Func: rec.name, Entry: uintptr(rec.entry), Tactic: p.Tactic.String(),
-			Mode: rec.mode.String(), Site: p.Site, Active: rec.active, Target: rec.name, Scope: "global",
+			Mode: rec.mode.String(), Site: p.Site, Active: rec.active, Target: rec.name,
+			Scope: "global", SetAt: rec.setAt, Retargets: rec.retargets,
 		}
 		if rec.active {
 			r.Target = unwind.Name(uintptr(*(*unsafe.Pointer)(rec.impl)))

@@ -16,7 +16,7 @@ import (
 
 // benchRow is one line of the bench report, and one JSON object.
 type benchRow struct {
-	Kind     string  `json:"kind"` // "call" or "write"
+	Kind     string  `json:"kind"` // "call", "write" or "batch"
 	Name     string  `json:"name"`
 	NsMedian float64 `json:"ns_median"`
 	NsMin    float64 `json:"ns_min"`
@@ -26,6 +26,9 @@ type benchRow struct {
 	RatioMin    float64 `json:"ratio_min,omitempty"`
 	RatioMax    float64 `json:"ratio_max,omitempty"`
 	Rounds      int     `json:"rounds"`
+	// Functions in the batch and code pages they are on ("batch" rows).
+	Funcs int `json:"funcs,omitempty"`
+	Pages int `json:"pages,omitempty"`
 }
 
 func runBench(args []string) error {
@@ -34,14 +37,16 @@ func runBench(args []string) error {
 	calls := fs.Int("calls", 20_000_000, "calls per variant per round")
 	writes := fs.Int("writes", 2_000, "Set/Reset pairs and retargets per round")
 	asJSON := fs.Bool("json", false, "print one JSON object per row")
+	batch := fs.Int("batch", 10_000, "functions in the generated batch program (0: no batch rows)")
+	batchRuns := fs.Int("batch-runs", 3, "runs of the batch program")
 	routes := fs.String("routes", "", "instead of the call rows, for each count N (comma-separated, e.g. 1,100,1000,10000)\n"+
 		"build a program with N distinct patched functions called in straight-line code and\n"+
 		"report site mode, a func variable and direct calls as ratios to direct calls")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if fs.NArg() != 0 || *rounds < 1 || *calls < 1 || *writes < 1 {
-		return fmt.Errorf("usage: switchboard bench [-rounds N] [-calls N] [-writes N] [-routes N,N,...] [-json]")
+	if fs.NArg() != 0 || *rounds < 1 || *calls < 1 || *writes < 1 || *batch < 0 || *batchRuns < 1 {
+		return fmt.Errorf("usage: switchboard bench [-rounds N] [-calls N] [-writes N] [-batch N] [-batch-runs N] [-routes N,N,...] [-json]")
 	}
 	if *routes != "" {
 		counts, err := parseRoutes(*routes)
@@ -57,6 +62,13 @@ func runBench(args []string) error {
 	rows, err := measure(*rounds, *calls, *writes, os.Stderr)
 	if err != nil {
 		return err
+	}
+	if *batch > 0 {
+		b, err := measureBatch(*batch, *batchRuns, os.Stderr)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, b...)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(os.Stdout)
@@ -176,10 +188,14 @@ func printBench(w io.Writer, rows []benchRow, rounds, calls int) {
 		}
 	}
 	fmt.Fprintln(tw, "\t\t\t\t")
-	fmt.Fprintln(tw, "write\tmedian\tmin\tmax\t")
+	fmt.Fprintln(tw, "write / batch\tmedian\tmin\tmax\t")
 	for _, r := range rows {
-		if r.Kind == "write" {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", r.Name, fmtNanos(r.NsMedian), fmtNanos(r.NsMin), fmtNanos(r.NsMax))
+		if r.Kind != "call" {
+			name := r.Name
+			if r.Kind == "batch" {
+				name = "batch, " + name
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", name, fmtNanos(r.NsMedian), fmtNanos(r.NsMin), fmtNanos(r.NsMax))
 		}
 	}
 	tw.Flush()

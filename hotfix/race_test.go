@@ -1,0 +1,5 @@
+//go:build race
+
+package hotfix_test
+
+const raceBuild = true
