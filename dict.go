@@ -18,7 +18,3 @@ type dictFuncval struct {
 	code uintptr
 	impl unsafe.Pointer
 }
-
-// Implemented in dict_amd64.s.
-func dropDictionaryPC() uintptr
-func dropDictionary()

@@ -7,6 +7,3 @@ import "unsafe"
 // layout is the runtime's: callers may only read words of it whose offset
 // they have verified on the running toolchain (see SetLabelOffset).
 func CurrentG() unsafe.Pointer { return currentG() }
-
-// Implemented in g_amd64.s.
-func currentG() unsafe.Pointer

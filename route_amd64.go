@@ -2,7 +2,10 @@ package switchboard
 
 import "unsafe"
 
-// Implemented in asm_amd64.s and cdispatch_amd64.s.
+// Implemented in asm_amd64.s, cdispatch_amd64.s, g_amd64.s and dict_amd64.s.
+func currentG() unsafe.Pointer
+func dropDictionaryPC() uintptr
+func dropDictionary()
 func cdispatcherPC() uintptr
 func dispatcherPC() uintptr
 func callDispatcherPC() uintptr

@@ -2,6 +2,8 @@
 
 package switchboard
 
+import "unsafe"
+
 // Off amd64 there is no dispatcher: package registry refuses every patch
 // with ErrUnsupported, so nothing reaches these. The addresses are zero.
 
@@ -15,3 +17,6 @@ func gWord(off uintptr) uintptr { return 0 }
 
 // originalRet is the return address inside the Original stub: none here.
 var originalRet uintptr
+
+func currentG() unsafe.Pointer  { return nil }
+func dropDictionaryPC() uintptr { return 0 }

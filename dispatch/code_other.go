@@ -61,3 +61,9 @@ func refuseErr(p *Patch, r Reason, err error) error {
 
 // CheckCodeWrite fails here: no code is written off linux/amd64.
 func CheckCodeWrite() error { return errPlatform }
+
+// SwapQuads fails here.
+func SwapQuads([]QuadSwap) (bool, error) { return false, errPlatform }
+
+// InstallAll fails here.
+func InstallAll([]*Patch, []*switchboard.Route) error { return errPlatform }

@@ -5,7 +5,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
 )
 
 // PermError says which file or directory made a plugin untrusted. It
@@ -35,13 +34,13 @@ func checkTrusted(path string) error {
 		if err != nil {
 			return fmt.Errorf("%w: %v", ErrOpen, err)
 		}
-		st, ok := fi.Sys().(*syscall.Stat_t)
+		uid, ok := owner(fi)
 		if !ok {
 			return &PermError{Path: p, Mode: fi.Mode(), Why: "no owner information"}
 		}
-		bad := func(why string) error { return &PermError{Path: p, Mode: fi.Mode(), UID: st.Uid, Why: why} }
+		bad := func(why string) error { return &PermError{Path: p, Mode: fi.Mode(), UID: uid, Why: why} }
 		switch {
-		case st.Uid != me && st.Uid != 0:
+		case uid != me && uid != 0:
 			return bad(fmt.Sprintf("owned by another user (this process runs as %d)", me))
 		case file && !fi.Mode().IsRegular():
 			return bad("not a regular file")
