@@ -27,15 +27,26 @@ func Original[F any](fn F) (F, error) {
 	if t := reflect.TypeFor[F](); t.Kind() != reflect.Func {
 		return zero, &Error{Op: "Original", Func: fmt.Sprintf("<%v>", t), Err: because(ErrNotFunc, "Original needs a func type, not %v", t)}
 	}
+	fv, err := original(fn)
+	if err != nil {
+		return zero, err
+	}
+	var out F
+	*(*unsafe.Pointer)(unsafe.Pointer(&out)) = fv
+	return out, nil
+}
+
+// original returns the funcval of fn's original body; fn holds a func.
+func original(fn any) (unsafe.Pointer, error) {
 	reg.mu.Lock()
 	defer reg.mu.Unlock()
 	rec, err := lookup("Original", fn)
 	if err != nil {
-		return zero, err
+		return nil, err
 	}
 	if rec.trampoline == nil {
-		fail := func(err error) (F, error) {
-			return zero, &Error{Op: "Original", Func: rec.name, Entry: uintptr(rec.entry), Err: err}
+		fail := func(err error) (unsafe.Pointer, error) {
+			return nil, &Error{Op: "Original", Func: rec.name, Entry: uintptr(rec.entry), Err: err}
 		}
 		if rec.trampErr != nil {
 			return fail(rec.trampErr)
@@ -58,7 +69,5 @@ func Original[F any](fn F) (F, error) {
 		fv := &[2]uintptr{switchboard.OriginalEntryPC(), rec.tramp.Addr}
 		rec.trampoline = unsafe.Pointer(fv)
 	}
-	var out F
-	*(*unsafe.Pointer)(unsafe.Pointer(&out)) = rec.trampoline
-	return out, nil
+	return rec.trampoline, nil
 }
