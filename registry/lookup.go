@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"fmt"
 	"reflect"
 	"runtime"
 	"strings"
@@ -40,7 +41,9 @@ var byName struct {
 //     *T) or results passed in registers.
 //
 // It refuses, with an *Error: a name no Go function of this binary has
-// (ErrNotEntry); a type that contradicts the binary (ErrTypeMismatch); a
+// (ErrNotEntry), or ErrInlined when the compiler inlined every call of it
+// and left no copy of its own (without DWARF an inlined body can leave no
+// trace at all: an unknown name then wraps both); a type that contradicts the binary (ErrTypeMismatch); a
 // non-func F (ErrNotFunc); and code that cannot be called through a plain
 // func value: closures and method values (ErrClosure, ErrMethodValue, they
 // read a context the value lacks), generic shape instantiations
@@ -82,8 +85,16 @@ func lookupName(name string, t reflect.Type) (unsafe.Pointer, error) {
 		return fail(0, because(ErrNotEntry, "%v", err))
 	}
 	f, ok := im.ByName(name)
-	if !ok {
+	if into, err := im.Inlined(name); !ok && err == nil && len(into) > 0 {
+		return fail(0, because(ErrInlined, "every call was inlined and no copy of its own remains: into %s; mark it //go:noinline or build with -gcflags=all=-l", strings.Join(into[:min(3, len(into))], ", ")))
+	}
+	if !ok && im.InlineSource == "DWARF" {
 		return fail(0, because(ErrNotEntry, "no Go function of this binary is named %q (the name is the full import path, then f, (*T).m or T.m)", name))
+	}
+	if !ok {
+		// Without DWARF, a function inlined at every call may leave no
+		// trace: the name may be wrong, or its calls inlined.
+		return fail(0, fmt.Errorf("%w (or %w): no Go function of this binary is named %q (the name is the full import path, then f, (*T).m or T.m); without DWARF, a function the compiler inlined at every call can leave no trace: build with -gcflags=all=-l to tell", ErrNotEntry, ErrInlined, name))
 	}
 	if err := kind(name); err != nil {
 		return fail(f.Entry, because(err, "a plain func value cannot call it"))
