@@ -273,7 +273,7 @@ func (p *Patches) push(undo func() error) {
 
 // apply patches fn with double, adapted to fn's type.
 func (p *Patches) apply(fn, double reflect.Value) {
-	l, err := layers.Push(p, fn, adapt(fn.Type(), double))
+	l, err := layers.Push(p, layers.Target{Fn: fn}, adapt(fn.Type(), double))
 	if err != nil {
 		panic(err)
 	}
