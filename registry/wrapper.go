@@ -2,103 +2,69 @@ package registry
 
 import (
 	"fmt"
-	"reflect"
+	"runtime"
 	"strings"
 
+	"github.com/switchboard-go/switchboard/dispatch"
 	"github.com/switchboard-go/switchboard/unwind"
 )
 
-// wrapperAdvice says why the compiler-generated wrapper name was refused
-// and which function has the body. t is the wrapper's func type (a method
-// expression's: receiver first), or nil.
+// wrapperAdvice says why the compiler-generated wrapper name (its code at
+// entry, size bytes) was refused, naming the method with the body it
+// calls or inlined: a promoted method's (*Outer).M calls (*Inner).M, a
+// value method's (*T).M calls T.M.
 //
 // Switchboard refuses wrappers rather than patching the body on their
-// behalf: the body is shared by every caller (a promoted method's by every
-// type embedding it and by its own type), so patching it is a wider
-// change than the user asked for, and must be asked for by name.
-func wrapperAdvice(name string, t reflect.Type) string {
-	const generic = "patch the method with the body (T.M, not I.M or the (*T).M of a value method); an assembly function is only reached through such a wrapper from Go and cannot be patched"
+// behalf: every caller of the body shares it (a promoted method's body is
+// also called on its own type and through every type embedding it), so
+// patching it is a wider change than asked for and must be asked for by
+// name.
+func wrapperAdvice(name string, entry uintptr, size int) string {
+	if body := wrapped(name, entry, size, 3); body != "" {
+		return fmt.Sprintf("it wraps %s; patch %s, the method with the body (that redirects every call of it, not only those through this wrapper)", body, body)
+	}
+	return "patch the method with the body (T.M, not I.M or the (*T).M of a value method); an assembly function is only reached through such a wrapper from Go and cannot be patched"
+}
+
+// wrapped returns the method with the body that the wrapper calls, or
+// inlined, following wrappers of wrappers depth times; "" if none.
+func wrapped(name string, entry uintptr, size, depth int) string {
 	dot := strings.LastIndexByte(name, '.')
-	if t == nil || t.Kind() != reflect.Func || t.NumIn() == 0 || dot < 0 {
-		return generic
-	}
-	method, recv := name[dot+1:], t.In(0)
-	if recv.Kind() == reflect.Interface {
-		return fmt.Sprintf("the method expression of interface %v calls whatever the interface holds; patch that type's %s instead", recv, method)
-	}
-	base := recv
-	if base.Kind() == reflect.Pointer {
-		base = base.Elem()
-	}
-	im, err := unwind.Self()
-	if err != nil {
-		return generic
-	}
-	body, via := findBody(im, base, method, name)
-	switch {
-	case body == "":
-		return generic
-	case via == nil:
-		return fmt.Sprintf("it calls the value method %s; patch %s, the method with the body (calls on a %v reach it too)", body, body, base)
-	}
-	return fmt.Sprintf("it calls %s, promoted from the embedded field %v; patch %s, the method with the body (that redirects its calls through every type embedding it, not only %v)", body, via, body, base)
-}
-
-// findBody finds the method with the body that the wrapper name of base's
-// method calls: base's own value method, or the method of an embedded
-// field, breadth first as Go selects promoted methods. via is the embedded
-// field's type, nil for base's own method.
-func findBody(im *unwind.Image, base reflect.Type, method, wrapper string) (body string, via reflect.Type) {
-	if b := bodyOf(im, base, method, wrapper); b != "" {
-		return b, nil
-	}
-	level := []reflect.Type{base}
-	seen := map[reflect.Type]bool{base: true}
-	for depth := 0; len(level) > 0 && depth < 8; depth++ {
-		var next []reflect.Type
-		for _, s := range level {
-			if s.Kind() != reflect.Struct {
-				continue
-			}
-			for i := range s.NumField() {
-				f := s.Field(i)
-				if !f.Anonymous {
-					continue
-				}
-				ft := f.Type
-				if ft.Kind() == reflect.Pointer {
-					ft = ft.Elem()
-				}
-				if seen[ft] {
-					continue
-				}
-				seen[ft] = true
-				if b := bodyOf(im, ft, method, wrapper); b != "" {
-					return b, f.Type
-				}
-				next = append(next, ft)
-			}
-		}
-		level = next
-	}
-	return "", nil
-}
-
-// bodyOf names t's method with the body, pkg.T.m or pkg.(*T).m, if the
-// binary has one that the compiler did not generate.
-func bodyOf(im *unwind.Image, t reflect.Type, method, wrapper string) string {
-	if t.Name() == "" || t.PkgPath() == "" {
+	if dot < 0 || size <= 0 || depth == 0 {
 		return ""
 	}
-	for _, n := range []string{
-		t.PkgPath() + "." + t.Name() + "." + method,
-		t.PkgPath() + ".(*" + t.Name() + ")." + method,
-	} {
-		if n == wrapper {
+	suffix := name[dot:]
+	im, err := unwind.Self()
+	if err != nil {
+		return ""
+	}
+	f, ok := im.Lookup(entry)
+	if !ok || f.Entry != entry {
+		return ""
+	}
+	code, err := im.Bytes(f)
+	if err != nil {
+		return ""
+	}
+	insts, targets := dispatch.Steps(code[:min(size, len(code))], entry)
+	for _, pc := range insts {
+		// At code inlined into the wrapper, the runtime names the
+		// innermost inlined function.
+		if f := runtime.FuncForPC(pc); f != nil && f.Name() != name && strings.HasSuffix(f.Name(), suffix) {
+			return f.Name()
+		}
+	}
+	for _, t := range targets {
+		f, ok := im.Lookup(t)
+		n := unwind.Name(t)
+		if !ok || f.Entry != t || n == name || !strings.HasSuffix(n, suffix) {
 			continue
 		}
-		if f, ok := im.ByName(n); ok && !unwind.Autogenerated(f.Entry) {
+		if !unwind.Autogenerated(t) {
 			return n
+		}
+		if b := wrapped(n, t, f.Size, depth-1); b != "" {
+			return b
 		}
 	}
 	return ""
