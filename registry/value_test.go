@@ -98,6 +98,9 @@ func (i *inner) Name() string { return "inner" + strings.Repeat("!", i.n) }
 //go:noinline
 func (i inner) Size() int { return i.n + byNameTriple(1) }
 
+// Tiny is small enough for the compiler to inline into the wrapper.
+func (i *inner) Tiny() int { return i.n }
+
 type outer struct {
 	inner
 	k int
@@ -110,7 +113,7 @@ type outerPtr struct{ *inner }
 // on the user's behalf, since every caller of the body shares it.
 func TestPromotedMethodRefused(t *testing.T) {
 	o := &outer{inner: inner{n: 1}}
-	if o.Name() != "inner!" || o.Size() != 4 || (outerPtr{&inner{}}).Name() != "inner" {
+	if o.Name() != "inner!" || o.Size() != 4 || (outerPtr{&inner{}}).Name() != "inner" || o.Tiny() != 1 {
 		t.Fatal("victims")
 	}
 	for _, c := range []struct {
@@ -122,6 +125,7 @@ func TestPromotedMethodRefused(t *testing.T) {
 		{func() error { return registry.Set(outer.Size, func(outer) int { return 0 }) }, "registry_test.inner.Size"},
 		{func() error { return registry.Set(outerPtr.Name, func(outerPtr) string { return "" }) }, "registry_test.(*inner).Name"},
 		{func() error { return registry.Set((*inner).Size, func(*inner) int { return 0 }) }, "registry_test.inner.Size"},
+		{func() error { return registry.Set((*outer).Tiny, func(*outer) int { return 0 }) }, "registry_test.(*inner).Tiny"},
 	} {
 		before := registry.List()
 		err := c.err()
