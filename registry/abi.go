@@ -86,3 +86,11 @@ func regAssign(t reflect.Type, ints, floats *int) bool {
 }
 
 func align(x, a uintptr) uintptr { return (x + a - 1) &^ (a - 1) }
+
+// argsSize is the argument frame the compiler records in a function's
+// _func.args for a function of type t: the stack-assigned arguments and
+// results, then the spill slots of the register-assigned arguments.
+func argsSize(t reflect.Type) int {
+	stack, spill := abiFrame(t)
+	return int(stack + spill)
+}

@@ -2,46 +2,97 @@ package registry
 
 import (
 	"reflect"
+	"runtime"
 	"testing"
 	"unsafe"
+
+	"github.com/switchboard-go/switchboard/unwind"
 )
 
-type pair struct{ a, b int }
-type arr2 [2]int32
-type mixed struct {
-	f float64
-	s string
+type (
+	abiPair  struct{ a, b int64 }
+	abiMixed struct {
+		f float32
+		b byte
+		s string
+	}
+	abiTrail struct {
+		x int32
+		_ struct{}
+	}
+	abiRecv struct{ n int }
+)
+
+//go:noinline
+func abiNone() {}
+
+//go:noinline
+func abiInts(a, b int, c int8) int { return a + b + int(c) }
+
+//go:noinline
+func abiTen(a, b, c, d, e, f, g, h, i, j int) int { return a + j }
+
+//go:noinline
+func abiStrings(s string, bs []byte, e any) (string, error) { return s, nil }
+
+//go:noinline
+func abiFloats(a float64, b float32, c complex128) (float64, complex64) { return a, 0 }
+
+//go:noinline
+func abiArray(a [2]int, b [1]string, c [0]int) [3]byte { return [3]byte{} }
+
+//go:noinline
+func abiStructs(p abiPair, m abiMixed, t abiTrail) abiPair { return p }
+
+//go:noinline
+func abiZero(z struct{}, x int8, w [0]int64, y int32) (struct{}, int8) { return z, x }
+
+//go:noinline
+func abiManyResults() (a, b, c, d, e, f, g, h, i, j int) { return }
+
+//go:noinline
+func abiMany(a, b, c, d, e string, f int) (x, y, z, w, v string) { return }
+
+//go:noinline
+func abiFloatMany(a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p float64, q int8) float64 {
+	return a + p
 }
 
-// TestABIFrame checks the outgoing-area layout against the rules of Go's
-// ABIInternal for amd64, one case per rule.
-func TestABIFrame(t *testing.T) {
-	for _, tc := range []struct {
-		name         string
-		fn           any
-		stack, spill uintptr
-	}{
-		{"no arguments", func() {}, 0, 0},
-		{"one int", func(int) int { return 0 }, 0, 8},
-		{"bytes spill at their size", func(int8, int16, int32) {}, 0, 8},
-		{"string and slice", func(string, []byte) {}, 0, 40},
-		{"9 ints fill the integer registers", func(a, b, c, d, e, f, g, h, i int) {}, 0, 72},
-		{"the 10th int goes to the stack", func(a, b, c, d, e, f, g, h, i, j int) {}, 8, 72},
-		{"a string that no longer fits goes whole to the stack", func(a, b, c, d, e, f, g, h int, s string) {}, 16, 64},
-		{"12 ints, 10 results", func(a, b, c, d, e, f, g, h, i, j, k, l int) (a1, a2, a3, a4, a5, a6, a7, a8, a9, a10 int) { return }, 32, 72},
-		{"floats", func(float64, float32, complex128) {}, 0, 32},
-		{"16 floats", func(a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p float64) {}, 8, 120},
-		{"array of 2 on the stack", func(arr2, int) {}, 8, 8},
-		{"array of 1 in a register", func([1]int) {}, 0, 8},
-		{"struct of ints", func(pair) {}, 0, 16},
-		{"struct of float and string", func(mixed) {}, 0, 24},
-		{"stack int32 results align", func(a arr2) (b arr2, c int32) { return }, 16, 0},
-		{"zero-sized on the stack", func(struct{}, int) {}, 0, 8},
-		{"pointer, map, chan, func, unsafe.Pointer, interface", func(*int, map[int]int, chan int, func(), unsafe.Pointer, any) {}, 0, 56},
+//go:noinline
+func abiVariadic(s string, xs ...int) int { return len(xs) }
+
+//go:noinline
+func abiPointers(p *int, m map[int]int, c chan int, f func(), u unsafe.Pointer) uintptr {
+	return 0
+}
+
+//go:noinline
+func (r *abiRecv) ptrMethod(x int) int { return r.n + x }
+
+//go:noinline
+func (r abiRecv) valMethod(s string) string { return s }
+
+// TestArgsSizeMatchesCompiler checks argsSize, the ABI's frame size of a
+// func type, against the independent oracle: the args field the compiler
+// recorded for each function in .gopclntab.
+func TestArgsSizeMatchesCompiler(t *testing.T) {
+	im, err := unwind.Self()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []any{
+		abiNone, abiInts, abiTen, abiStrings, abiFloats, abiArray, abiStructs, abiZero,
+		abiManyResults, abiMany, abiFloatMany, abiVariadic, abiPointers,
+		(*abiRecv).ptrMethod, abiRecv.valMethod,
 	} {
-		stack, spill := abiFrame(reflect.TypeOf(tc.fn))
-		if stack != tc.stack || spill != tc.spill {
-			t.Errorf("%s: stack %d spill %d, want %d %d", tc.name, stack, spill, tc.stack, tc.spill)
+		name := runtime.FuncForPC(reflect.ValueOf(f).Pointer()).Name()
+		got, ok := im.ArgsSize(name)
+		if !ok {
+			t.Errorf("%s: not in the function table", name)
+			continue
+		}
+		if want := argsSize(reflect.TypeOf(f)); got != want {
+			t.Errorf("%s %v: compiler recorded args %d, argsSize computed %d", name, reflect.TypeOf(f), got, want)
 		}
 	}
 }

@@ -154,7 +154,7 @@ func identity[F any](op string, fn F) (*record, scope, error) {
 	im, imErr := unwind.Self()
 	switch {
 	case imErr == nil && isClosure(name, im):
-		rec, err := recordAt(op, entry, allowClosure)
+		rec, err := recordAt(op, entry, allowClosure, t)
 		if err != nil {
 			return nil, scope{}, err
 		}
@@ -181,7 +181,7 @@ func identity[F any](op string, fn F) (*record, scope, error) {
 		if !dictFits(t) {
 			return nil, scope{}, &Error{Op: op, Func: f.Name, Entry: uintptr(entry), Err: because(ErrGeneric, "with the dictionary in front, its arguments no longer all fit in registers, which a replacement of type %v needs", t)}
 		}
-		rec, err := recordAt(op, unsafe.Add(entry, int(inst.shape)-int(uintptr(entry))), allowGeneric)
+		rec, err := recordAt(op, unsafe.Add(entry, int(inst.shape)-int(uintptr(entry))), allowGeneric, t)
 		if err != nil {
 			return nil, scope{}, err
 		}

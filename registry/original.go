@@ -34,15 +34,27 @@ func Original[F any](fn F) (F, error) {
 	if err := refuseUnsupported("Original", fn); err != nil {
 		return zero, err
 	}
+	fv, err := original(fn)
+	if err != nil {
+		return zero, err
+	}
+	var out F
+	*(*unsafe.Pointer)(unsafe.Pointer(&out)) = fv
+	return out, nil
+}
+
+// original returns the funcval of fn's original body; fn holds a func.
+func original(fn any) (unsafe.Pointer, error) {
+	ft := reflect.TypeOf(fn)
 	reg.mu.Lock()
 	defer reg.mu.Unlock()
 	rec, err := lookup("Original", fn)
 	if err != nil {
-		return zero, err
+		return nil, err
 	}
 	if rec.trampoline == nil {
-		fail := func(err error) (F, error) {
-			return zero, &Error{Op: "Original", Func: rec.name, Entry: uintptr(rec.entry), Err: err}
+		fail := func(err error) (unsafe.Pointer, error) {
+			return nil, &Error{Op: "Original", Func: rec.name, Entry: uintptr(rec.entry), Err: err}
 		}
 		if rec.trampErr != nil {
 			return fail(codeWriteCause(rec.trampErr))
@@ -61,9 +73,7 @@ func Original[F any](fn F) (F, error) {
 		fv := &[3]uintptr{switchboard.OriginalEntryPC(), rec.tramp.Addr, stack}
 		rec.trampoline = unsafe.Pointer(fv)
 	}
-	var out F
-	*(*unsafe.Pointer)(unsafe.Pointer(&out)) = rec.trampoline
-	return out, nil
+	return rec.trampoline, nil
 }
 
 // installTrampoline plans and installs rec's trampoline on first use, and

@@ -7,9 +7,9 @@ import (
 	"github.com/switchboard-go/switchboard/unwind"
 )
 
-// byName maps function names to entries in the program's own binary,
+// programFuncs maps function names to entries in the program's own binary,
 // built on first need. reg.mu guards it.
-var byName map[string]uintptr
+var programFuncs map[string]uintptr
 
 // programCopy returns fn, or, when fn's code is not in the program's
 // binary but a function of the same name is, a func value of the
@@ -33,13 +33,13 @@ func programCopy[F any](fn F) F {
 	if _, ok := im.Lookup(entry); ok {
 		return fn
 	}
-	if byName == nil {
-		byName = map[string]uintptr{}
+	if programFuncs == nil {
+		programFuncs = map[string]uintptr{}
 		for _, f := range im.Funcs() {
-			byName[f.Name] = f.Entry
+			programFuncs[f.Name] = f.Entry
 		}
 	}
-	own, ok := byName[unwind.Name(entry)]
+	own, ok := programFuncs[unwind.Name(entry)]
 	if !ok {
 		return fn
 	}
