@@ -53,6 +53,9 @@ var cByEntry = map[uintptr]*crecord{}
 // one pointer. SetC(fn, fn) is ResetC(fn). A refused SetC returns an
 // *Error wrapping one of the Err* sentinels and changes nothing.
 func SetC(fn, impl unsafe.Pointer) error {
+	if err := supported(); err != nil {
+		return &Error{Op: "SetC", Func: "C function", Entry: uintptr(fn), Err: err}
+	}
 	reg.mu.Lock()
 	defer reg.mu.Unlock()
 	rec, err := lookupC("SetC", fn)
@@ -103,6 +106,9 @@ func SetC(fn, impl unsafe.Pointer) error {
 // points at the entry for calls still on their way. ResetC of a function
 // that is not redirected does nothing.
 func ResetC(fn unsafe.Pointer) error {
+	if err := supported(); err != nil {
+		return &Error{Op: "ResetC", Func: "C function", Entry: uintptr(fn), Err: err}
+	}
 	reg.mu.Lock()
 	defer reg.mu.Unlock()
 	rec, err := lookupC("ResetC", fn)
@@ -133,6 +139,9 @@ func resetC(rec *crecord, op string) error {
 // functions whose first instructions cannot run from a copy
 // (ErrUnpatchable): a call among them, or a branch into them.
 func OriginalC(fn unsafe.Pointer) (unsafe.Pointer, error) {
+	if err := supported(); err != nil {
+		return nil, &Error{Op: "OriginalC", Func: "C function", Entry: uintptr(fn), Err: err}
+	}
 	reg.mu.Lock()
 	defer reg.mu.Unlock()
 	rec, err := lookupC("OriginalC", fn)

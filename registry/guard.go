@@ -423,6 +423,9 @@ func ResetWith[F any](fn F, opts ...Option) error {
 	for _, opt := range opts {
 		opt(&o)
 	}
+	if err := refuseUnsupported("Reset", fn); err != nil {
+		return err
+	}
 	reg.mu.Lock()
 	defer reg.mu.Unlock()
 	rec, s, err := identity("Reset", fn)

@@ -46,8 +46,22 @@ func TestMethodNamedLikeClosure(t *testing.T) {
 	must(t, registry.Reset(plain.func1))
 	k := 3
 	closure := func(x int) int { return x + k }
-	if err := registry.Set(closure, closure); !errors.Is(err, registry.ErrClosure) {
-		t.Errorf("closure: %v, want ErrClosure", err)
+	// A real closure is a closure instance: patched for that instance
+	// (or refused as inlined), never taken for a method.
+	err := registry.Set(closure, func(x int) int { return -x })
+	switch {
+	case errors.Is(err, registry.ErrInlined):
+	case err != nil:
+		t.Errorf("closure: %v", err)
+	default:
+		defer registry.Reset(closure)
+		scoped := false
+		for _, r := range registry.List() {
+			scoped = scoped || strings.HasPrefix(r.Scope, "closure")
+		}
+		if !scoped {
+			t.Errorf("closure: List has no closure-scoped patch: %v", registry.List())
+		}
 	}
 }
 

@@ -157,6 +157,11 @@ func SetWith[F any](fn, impl F, opts ...Option) error {
 	if err := refuseUnsupported("Set", fn); err != nil {
 		return err
 	}
+	if o.tree {
+		if err := refuseTrees("Set", fn); err != nil {
+			return err
+		}
+	}
 	// The clock is read before the lock: a patch of time.Now must never
 	// run while the registry is locked.
 	now := time.Now()

@@ -36,7 +36,17 @@ func supported() error {
 
 // refuseUnsupported is supported as the *Error of op on fn.
 func refuseUnsupported[F any](op string, fn F) error {
-	err := supported()
+	return unsupportedError(op, fn, supported())
+}
+
+// refuseTrees refuses a goroutine-tree scope where the profiler-label word
+// could not be verified, before anything else is looked at.
+func refuseTrees[F any](op string, fn F) error {
+	_, err := labelOffset()
+	return unsupportedError(op, fn, err)
+}
+
+func unsupportedError[F any](op string, fn F, err error) error {
 	if err == nil {
 		return nil
 	}
