@@ -28,3 +28,12 @@ func FailInstall(err error) (restore func()) {
 	install = func(*dispatch.Patch, *switchboard.Route) error { return err }
 	return func() { install = saved }
 }
+
+// Locked reports whether the registry's lock is held, without blocking.
+func Locked() bool {
+	if reg.mu.TryLock() {
+		reg.mu.Unlock()
+		return false
+	}
+	return true
+}
