@@ -150,6 +150,11 @@ func identity[F any](op string, fn F) (*record, scope, error) {
 	}
 	fv := funcval(fn)
 	entry := *(*unsafe.Pointer)(fv)
+	if rec := reg.byEntry[uintptr(entry)]; rec != nil && rec.plain {
+		// Known plain code passed every check of lookup when its record
+		// was made: a retarget pays for none of them again.
+		return rec, scope{}, nil
+	}
 	name := unwind.Name(uintptr(entry))
 	im, imErr := unwind.Self()
 	switch {

@@ -82,6 +82,7 @@ type record struct {
 	mode    Mode
 	active  bool
 	written bool           // a patch took effect once: List reports it from then on
+	plain   bool           // neither closure nor generic code: a retarget needs no analysis
 	impl    unsafe.Pointer // funcval calls go to while active
 	history                // when set, how often retargeted (List)
 
@@ -414,6 +415,7 @@ func recordAt(op string, entry unsafe.Pointer, rule func(name string, bin names)
 		name:  name,
 		entry: entry,
 		fn:    dispatch.Func{Name: name, Entry: f.Entry, Size: f.Size, Bytes: slices.Clone(live)},
+		plain: kind(name, im) == nil,
 	}
 	// Until a trampoline exists, the original is the entry: the route is
 	// only reached while the entry is patched, or by calls already on
@@ -428,14 +430,17 @@ func recordAt(op string, entry unsafe.Pointer, rule func(name string, bin names)
 // followed through the code pointers of func values and through method
 // values, whose x.M-fm wrapper leads to M (see cycles.go).
 func noCycle(rec *record, code uintptr) error {
-	path := []string{rec.name}
-	for seen := map[uintptr]bool{}; !seen[code]; {
-		seen[code] = true
+	var hops []string // the names on the way, for the error only
+	var buf [8]uintptr
+	seen := buf[:0]
+	for !slices.Contains(seen, code) {
+		seen = append(seen, code)
 		if code == uintptr(rec.entry) {
-			return because(ErrCycle, "%s", strings.Join(append(path, rec.name), " -> "))
+			path := append(append([]string{rec.name}, hops...), rec.name)
+			return because(ErrCycle, "%s", strings.Join(path, " -> "))
 		}
 		if m, name, ok := methodOfValue(code); ok {
-			path = append(path, name)
+			hops = append(hops, name)
 			code = m
 			continue
 		}
@@ -443,7 +448,7 @@ func noCycle(rec *record, code uintptr) error {
 		if next == nil || !next.active {
 			return nil
 		}
-		path = append(path, next.name)
+		hops = append(hops, next.name)
 		code = uintptr(*(*unsafe.Pointer)(next.impl))
 	}
 	return nil
