@@ -65,7 +65,10 @@ func TestValueRefusals(t *testing.T) {
 		{"nil fn", func() error { return registry.SetValue(reflect.ValueOf(nilFunc), fn) }, registry.ErrNil},
 		{"nil impl", func() error { return registry.SetValue(fn, reflect.ValueOf(nilFunc)) }, registry.ErrNil},
 		{"types differ", func() error { return registry.SetValue(fn, other) }, registry.ErrTypeMismatch},
-		{"closure fn", func() error { return registry.SetValue(reflect.ValueOf(byNameClosure), reflect.ValueOf(byNameClosure)) }, registry.ErrClosure},
+		{"method value fn", func() error {
+			mv := reflect.ValueOf((&byNameT{}).get)
+			return registry.SetValue(mv, reflect.ValueOf(byNameTriple))
+		}, registry.ErrMethodValue},
 		{"reset invalid", func() error { return registry.ResetValue(reflect.Value{}) }, registry.ErrNil},
 		{"reset non-func", func() error { return registry.ResetValue(reflect.ValueOf(1)) }, registry.ErrNotFunc},
 		{"original nil", func() error { _, err := registry.OriginalValue(reflect.ValueOf(nilFunc)); return err }, registry.ErrNil},

@@ -8,6 +8,11 @@ import (
 	"github.com/switchboard-go/switchboard/registrytest"
 )
 
+type sized struct{ n int }
+
+//go:noinline
+func (s *sized) size(x int) int { return s.n * x }
+
 //go:noinline
 func level(x int) int { return x + len(strings.Repeat("a", x)) }
 
@@ -45,14 +50,13 @@ func TestSetGlobalUnwindsInOrder(t *testing.T) {
 // TestMisuseFails: a refused patch fails the test with t.Fatalf naming the
 // function and the reason, and patches nothing.
 func TestMisuseFails(t *testing.T) {
-	k := 2
-	closure := func(x int) int { return x * k }
+	s := &sized{n: 2}
 	for _, c := range []struct {
 		name string
 		set  func(t testing.TB)
 		want []string
 	}{
-		{"closure", func(t testing.TB) { registrytest.SetGlobal(t, closure, level) }, []string{"registrytest.SetGlobal", "TestMisuseFails.func1", "closure"}},
+		{"method value", func(t testing.TB) { registrytest.SetGlobal(t, s.size, level) }, []string{"registrytest.SetGlobal", "size-fm", "method value"}},
 		{"runtime", func(t testing.TB) { registrytest.SetGlobal(t, runtime.GC, runtime.Gosched) }, []string{"registrytest.SetGlobal", "runtime.GC", "Go runtime"}},
 		{"nil impl", func(t testing.TB) { registrytest.SetGlobal(t, level, nil) }, []string{"registrytest.SetGlobal", "level", "nil"}},
 	} {

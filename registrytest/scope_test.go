@@ -52,11 +52,22 @@ func TestSetIsScopedToTheTestsGoroutines(t *testing.T) {
 
 // TestScopedUnwindsInOrder: stacked scoped patches in a test and in a
 // subtest started after them (so in the same goroutine tree) unwind in
-// order, and a global patch under them comes back at the end.
+// order, and the global patch under them is in force again after them.
 func TestScopedUnwindsInOrder(t *testing.T) {
 	orig := level(1)
+	t.Cleanup(func() {
+		if got := level(1); got != orig {
+			t.Errorf("after every cleanup: %d, want the original %d", got, orig)
+		}
+	})
+	registrytest.SetGlobal(t, level, func(int) int { return 5 })
 	t.Run("outer", func(t *testing.T) {
-		registrytest.SetGlobal(t, level, func(int) int { return 5 })
+		t.Cleanup(func() {
+			// Registered first, so it runs after the scoped patches' cleanups.
+			if got := level(1); got != 5 {
+				t.Errorf("after the scoped cleanups: %d, want the global 5", got)
+			}
+		})
 		registrytest.Set(t, level, func(int) int { return 10 })
 		registrytest.Set(t, level, func(int) int { return 20 })
 		t.Run("inner", func(t *testing.T) {
@@ -73,14 +84,9 @@ func TestScopedUnwindsInOrder(t *testing.T) {
 		if got := <-done; got != 20 {
 			t.Fatalf("goroutine of the test: %d, want 20", got)
 		}
-		t.Cleanup(func() {
-			if got := level(1); got != 5 {
-				t.Errorf("after the scoped cleanups: %d, want the global 5", got)
-			}
-		})
 	})
-	if got := level(1); got != orig {
-		t.Fatalf("after the outer test: %d, want the original %d", got, orig)
+	if got := level(1); got != 5 {
+		t.Fatalf("after the outer test: %d, want the global 5", got)
 	}
 }
 

@@ -97,8 +97,8 @@ func TestValueMethodThroughPointer(t *testing.T) {
 // TestRefusalsPanic: what the engine refuses panics with its error, and
 // nothing is patched.
 func TestRefusalsPanic(t *testing.T) {
-	closure := func(s string) string { return s }
-	mustPanic(t, registry.ErrClosure, func() { gomonkey.ApplyFunc(closure, greet) })
+	c := counter{}
+	mustPanic(t, registry.ErrMethodValue, func() { gomonkey.ApplyFunc(c.Value, func() int { return 0 }) })
 	mustPanic(t, registry.ErrWrapper, func() {
 		gomonkey.ApplyFunc((*counter).Value, func(*counter) int { return 0 })
 	})
