@@ -123,7 +123,8 @@ func TestLookupRefusals(t *testing.T) {
 // TestLookupDWARF builds testdata/lookupprog with DWARF and without
 // (-ldflags=-w): with it, Lookup checks every argument's and result's size
 // and kind; without it, only the argument frame, so types of the same
-// size and results in registers pass (the documented limit).
+// size and results in registers pass (the documented limit). The build
+// without DWARF also disables inlining, as a Set there needs.
 func TestLookupDWARF(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds programs")
@@ -152,7 +153,11 @@ func TestLookupDWARF(t *testing.T) {
 	}
 	for _, ld := range []string{"", "-w"} {
 		bin := filepath.Join(t.TempDir(), "lookupprog")
-		build := exec.Command("go", "build", "-ldflags="+ld, "-o", bin, "./testdata/lookupprog")
+		args := []string{"build", "-ldflags=" + ld, "-o", bin}
+		if ld == "-w" {
+			args = append(args, "-gcflags=all=-l")
+		}
+		build := exec.Command("go", append(args, "./testdata/lookupprog")...)
 		build.Dir = ".."
 		if out, err := build.CombinedOutput(); err != nil {
 			t.Fatalf("build -ldflags=%s: %v\n%s", ld, err, out)

@@ -26,9 +26,12 @@
 // (inlined, wrapper, runtime, ...) fails the test with t.Fatalf naming the
 // function and the reason.
 //
-// Run tests with -gcflags=all=-l, or mark patched functions
-// //go:noinline: a function the compiler inlined is refused (ErrInlined),
-// since its inlined copies would keep the old behaviour.
+// A function the compiler inlined is refused (ErrInlined), since its
+// inlined copies would keep the old behaviour; so is every function of a
+// binary that cannot prove it was not inlined, which includes go test's
+// binaries (they have no DWARF). Call Main from TestMain, which reruns
+// the tests in a binary with DWARF, or run them with -gcflags=all=-l; and
+// mark the functions you patch //go:noinline.
 package registrytest
 
 import (

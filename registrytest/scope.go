@@ -1,5 +1,3 @@
-//go:build switchboard_guards
-
 package registrytest
 
 import (

@@ -1,0 +1,11 @@
+//go:build linux && amd64
+
+package registrytest_test
+
+import (
+	"testing"
+
+	"github.com/switchboard-go/switchboard/registrytest"
+)
+
+func TestMain(m *testing.M) { registrytest.Main(m) }
