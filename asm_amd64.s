@@ -25,9 +25,12 @@
 // the target is nil (a closure keeps its context).
 // Rule 3, guards: the first whose non-zero conditions all hold, else rule 2.
 // The guard list is loaded once: SetGuards(nil) may clear it between two
-// loads.
-// The guard loop needs R13 back afterwards, so it pushes it: one word below
-// the return address, which is why 8(SP) is read before.
+// loads. The loop walks it in R13, so each entry defines SAVE, DISCARD and
+// RESTORE: how the route survives the loop (reloaded from the site, or
+// pushed one word below the return address, which is why 8(SP) is read
+// first), and EXIT: where a call no guard takes goes then. The site
+// dispatcher falls through to the original, the common way out, with no
+// further taken branch.
 #define ROUTE \
 	MOVQ	·originalRet(SB), R12; \
 	CMPQ	R12, 8(SP); \
@@ -53,22 +56,23 @@ original: \
 	MOVQ	Route_original(R13), R12; \
 	TAKE; \
 guarded: \
-	PUSHQ	R13; \
+	SAVE; \
 	MOVQ	R12, R13; \
 guard: \
-	CMPQ	Guard_Target(R13), $0; \
-	JEQ	noguard; \
-	CMPQ	Guard_RAX(R13), $0; \
+	MOVQ	Guard_RAX(R13), R12; \
+	TESTQ	R12, R12; \
 	JEQ	rdx; \
-	CMPQ	Guard_RAX(R13), AX; \
+	CMPQ	R12, AX; \
 	JNE	next; \
 rdx: \
-	CMPQ	Guard_RDX(R13), $0; \
+	MOVQ	Guard_RDX(R13), R12; \
+	TESTQ	R12, R12; \
 	JEQ	label; \
-	CMPQ	Guard_RDX(R13), DX; \
+	CMPQ	R12, DX; \
 	JNE	next; \
 label: \
-	CMPQ	Guard_Label(R13), $0; \
+	MOVQ	Guard_Label(R13), R12; \
+	TESTQ	R12, R12; \
 	JEQ	match; \
 	MOVQ	·labelOffset(SB), R12; \
 	TESTQ	R12, R12; \
@@ -77,16 +81,16 @@ label: \
 	CMPQ	R12, Guard_Label(R13); \
 	JNE	next; \
 match: \
-	POPQ	R12; \
 	MOVQ	Guard_Target(R13), DX; \
+	DISCARD; \
 	MOVQ	0(DX), R12; \
 	TAKE; \
 next: \
 	ADDQ	$Guard__size, R13; \
-	JMP	guard; \
-noguard: \
-	POPQ	R13; \
-	JMP	global
+	CMPQ	Guard_Target(R13), $0; \
+	JNE	guard; \
+	RESTORE; \
+	EXIT
 
 // dispatcher is called by every relay site:
 //	[POPQ BP]; CALL dispatcher; JMP R12; <8-byte *Route>
@@ -101,14 +105,22 @@ noguard: \
 //           R14 and zero in X15, belongs to the patched function's caller.
 // No lock, no allocation, no call: the runtime treats a PC here as
 // assembly, never preempts it asynchronously, and SIGPROF stops its unwind
-// quietly at the site's return address. The guard loop pushes one word
-// (R13) below the return address, hence 8(SP) is read before it.
+// quietly at the site's return address. The guard loop needs no stack:
+// it reloads the route from the site afterwards.
 #define TAKE RET
+#define SAVE
+#define DISCARD
+#define RESTORE MOVQ 0(SP), R13; MOVQ SITE_ROUTE(R13), R13
+#define EXIT MOVQ Route_target(R13), R12; TESTQ R12, R12; JNE global; MOVQ Route_original(R13), R12; TAKE
 TEXT ·dispatcher(SB), NOSPLIT|NOFRAME, $0-0
 	MOVQ	0(SP), R12
 	MOVQ	SITE_ROUTE(R12), R13
 	ROUTE
 #undef TAKE
+#undef SAVE
+#undef DISCARD
+#undef RESTORE
+#undef EXIT
 
 // callDispatcher is the card-literal call mode: the patched prologue itself
 // holds CALL rel32 to a relay stub, MOVQ $route, R13; JMP callDispatcher,
@@ -121,9 +133,17 @@ TEXT ·dispatcher(SB), NOSPLIT|NOFRAME, $0-0
 // Clobbers: R12, R13, RDX and flags, as dispatcher. The RET never matches
 //           the return stack buffer, which is why this mode is slower.
 #define TAKE MOVQ R12, 0(SP); RET
+#define SAVE PUSHQ R13
+#define DISCARD POPQ R12
+#define RESTORE POPQ R13
+#define EXIT JMP global
 TEXT ·callDispatcher(SB), NOSPLIT|NOFRAME, $0-0
 	ROUTE
 #undef TAKE
+#undef SAVE
+#undef DISCARD
+#undef RESTORE
+#undef EXIT
 
 // func dispatcherPC() uintptr
 // The ABI0 entry of dispatcher: a Go func value would name an ABI wrapper.

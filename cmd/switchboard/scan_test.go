@@ -85,12 +85,9 @@ func TestScanCompile(t *testing.T) {
 	} else {
 		t.Logf("Original works for %.2f%% of the patchable functions", 100*cov)
 	}
+	// The time is logged above, not asserted: a unit test on a shared
+	// machine cannot time anything (CI prints the line).
 	checkResults(t, rep)
-	// The bound is wall time on 2 cores; the race detector's
-	// instrumentation makes the scan about 20 times slower.
-	if took > 30*time.Second && !raceEnabled() {
-		t.Errorf("scan took %v (%v of CPU), want under 30s", took, cpu)
-	}
 }
 
 // cpuTime is the CPU time this process has used so far, user and system.
