@@ -14,7 +14,7 @@ import (
 // and every kind of operation must have happened.
 func TestDemo(t *testing.T) {
 	var out bytes.Buffer
-	s, err := demo(demoConfig{duration: 2 * time.Second, workers: 4, json: true, out: &out, targets: serviceTargets})
+	s, err := demo(demoConfig{duration: 4 * time.Second, workers: 4, json: true, out: &out, targets: serviceTargets})
 	if err != nil {
 		t.Fatal(err)
 	}
