@@ -271,14 +271,17 @@ func ignorablePrefix(b byte, i, n int) bool {
 	return b&0xF0 == 0x40 && i == n-1
 }
 
+// point is a patch point: its offset, and its tactic (0: decided by the
+// prefixes and pins of each candidate there).
+type point struct {
+	off    int
+	tactic Tactic
+}
+
 // candidates lists the patches that keep every interior boundary, in the
 // order they are tried. It returns the first refusal if there is none.
 func (p *prologue) candidates(mode Mode, entry uintptr) ([]candidate, error) {
 	f := p.fn
-	type point struct {
-		off    int
-		tactic Tactic // 0: decided by prefixes and pins
-	}
 	offsets := []point{{0, 0}}
 	if first := p.insts[0]; len(p.insts) > 1 {
 		switch {
@@ -292,6 +295,13 @@ func (p *prologue) candidates(mode Mode, entry uintptr) ([]candidate, error) {
 			offsets = append(offsets, point{first.Len, PastScratch})
 		}
 	}
+	return p.fitAll(mode, entry, offsets)
+}
+
+// fitAll fits every prefix count at every patch point, in order, skipping
+// points a branch jumps back into. It returns the first refusal if no
+// candidate fits.
+func (p *prologue) fitAll(mode Mode, entry uintptr, points []point) ([]candidate, error) {
 	var out []candidate
 	var first error
 	note := func(err error) {
@@ -299,9 +309,9 @@ func (p *prologue) candidates(mode Mode, entry uintptr) ([]candidate, error) {
 			first = err
 		}
 	}
-	for _, o := range offsets {
+	for _, o := range points {
 		if at, ok := p.backEdge(o.off); ok {
-			note(refuse(f, ReasonBackEdge, fmt.Sprintf("the branch at +%#x jumps back into the patch point +%#x", at, o.off)))
+			note(refuse(p.fn, ReasonBackEdge, fmt.Sprintf("the branch at +%#x jumps back into the patch point +%#x", at, o.off)))
 			continue
 		}
 		for n := 0; n <= 3; n++ {

@@ -133,10 +133,6 @@ func (pl *Planner) PlanC(f Func) (*CPatch, error) {
 // push rbp / mov rbp,rsp sequence. R12 and R13 are callee-saved in C, so
 // there is no past-scratch.
 func (p *prologue) cCandidates() ([]candidate, error) {
-	type point struct {
-		off    int
-		tactic Tactic // 0: decided by prefixes and pins
-	}
 	points := []point{{0, 0}}
 	pushed := false
 walk:
@@ -162,41 +158,7 @@ walk:
 			break walk
 		}
 	}
-	var out []candidate
-	var first error
-	for _, o := range points {
-		if at, ok := p.backEdge(o.off); ok {
-			if first == nil {
-				first = refuse(p.fn, ReasonBackEdge, fmt.Sprintf("the branch at +%#x jumps back into the patch point +%#x", at, o.off))
-			}
-			continue
-		}
-		for n := 0; n <= 3; n++ {
-			c, err := p.fit(SiteMode, p.fn.Entry, o.off, n)
-			if err != nil {
-				if first == nil {
-					first = err
-				}
-				continue
-			}
-			c.tactic = o.tactic
-			if c.tactic == 0 {
-				switch {
-				case n > 0:
-					c.tactic = PrefixedJump
-				case c.pins.Free():
-					c.tactic = EntryJump
-				default:
-					c.tactic = PunnedJump
-				}
-			}
-			out = append(out, c)
-		}
-	}
-	if len(out) == 0 {
-		return nil, first
-	}
-	return out, nil
+	return p.fitAll(SiteMode, p.fn.Entry, points)
 }
 
 // finishC builds the patch and the C site once the site address is known.
@@ -227,12 +189,7 @@ func (pl *Planner) finishC(f Func, c candidate, site uintptr, pg *relayPage) *Pa
 		code = binary.LittleEndian.AppendUint64(code, uint64(pl.cdispatch()))
 	}
 	p.SiteCode = code
-	p.quad = (f.Entry + uintptr(c.offset)) &^ 7
-	copy(p.orig[:], f.Bytes[p.quad-f.Entry:])
-	p.patched = p.orig
-	for i, b := range p.Bytes {
-		p.patched[f.Entry+uintptr(c.offset+i)-p.quad] = b
-	}
+	p.setQuad(f)
 	return p
 }
 

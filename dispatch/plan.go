@@ -164,14 +164,19 @@ func (pl *Planner) finish(f Func, c candidate, mode Mode, site uintptr, pg *rela
 		p.Key = c.jmpEnd(f.Entry)
 	}
 	p.SiteCode = code
-	// Candidates keep the quadword inside the function's own bytes.
-	p.quad = (f.Entry + uintptr(c.offset)) &^ 7
+	p.setQuad(f)
+	return p
+}
+
+// setQuad finds the aligned quadword the patch is written into and its two
+// contents. Candidates keep it inside the function's own bytes.
+func (p *Patch) setQuad(f Func) {
+	p.quad = (f.Entry + uintptr(p.Offset)) &^ 7
 	copy(p.orig[:], f.Bytes[p.quad-f.Entry:])
 	p.patched = p.orig
 	for i, b := range p.Bytes {
-		p.patched[f.Entry+uintptr(c.offset+i)-p.quad] = b
+		p.patched[f.Entry+uintptr(p.Offset+i)-p.quad] = b
 	}
-	return p
 }
 
 // branch appends a call or jmp (op E8 or E9) from the site to target: rel32

@@ -170,15 +170,16 @@ func mayWrite(in x86asm.Inst, r x86asm.Reg) bool {
 		return true
 	}
 	for _, a := range in.Args {
-		if reg, ok := a.(x86asm.Reg); ok && family(reg) == r {
+		if reg, ok := a.(x86asm.Reg); ok && Family(reg) == r {
 			return true
 		}
 	}
 	return false
 }
 
-// family maps a general register of any width to its 64-bit name.
-func family(r x86asm.Reg) x86asm.Reg {
+// Family maps a general register of any width to its 64-bit name, and
+// any other register to itself.
+func Family(r x86asm.Reg) x86asm.Reg {
 	switch {
 	case r >= x86asm.RAX && r <= x86asm.R15:
 		return r

@@ -77,7 +77,7 @@ func decodeWrapper(name string, pc uintptr, code []byte, shapeName func(uintptr)
 			continue
 		case x86asm.LEA:
 			if m, ok := in.Args[1].(x86asm.Mem); ok && m.Base == x86asm.RIP && m.Index == 0 {
-				loaded[family(in.Args[0].(x86asm.Reg))] = uintptr(int64(next) + m.Disp)
+				loaded[dispatch.Family(in.Args[0].(x86asm.Reg))] = uintptr(int64(next) + m.Disp)
 				continue
 			}
 		case x86asm.CALL:
@@ -116,30 +116,12 @@ func written(in x86asm.Inst, loaded map[x86asm.Reg]uintptr) {
 		delete(loaded, x86asm.RDX)
 	case x86asm.XCHG, x86asm.XADD:
 		if r, ok := in.Args[1].(x86asm.Reg); ok {
-			delete(loaded, family(r))
+			delete(loaded, dispatch.Family(r))
 		}
 	}
 	if r, ok := in.Args[0].(x86asm.Reg); ok {
-		delete(loaded, family(r))
+		delete(loaded, dispatch.Family(r))
 	}
-}
-
-// family maps a general-purpose register of any width to its 64-bit name,
-// and anything else to 0.
-func family(r x86asm.Reg) x86asm.Reg {
-	switch {
-	case r >= x86asm.RAX && r <= x86asm.R15:
-		return r
-	case r >= x86asm.EAX && r <= x86asm.R15L:
-		return x86asm.RAX + (r - x86asm.EAX)
-	case r >= x86asm.AX && r <= x86asm.R15W:
-		return x86asm.RAX + (r - x86asm.AX)
-	case r >= x86asm.AL && r <= x86asm.BL:
-		return x86asm.RAX + (r - x86asm.AL)
-	case r >= x86asm.AH && r <= x86asm.R15B:
-		return x86asm.RAX + (r - x86asm.AH) // AH CH DH BH are bits 8-15 of RAX RCX RDX RBX
-	}
-	return 0
 }
 
 // resolveInstantiation decodes the wrapper name at entry, size bytes long,
