@@ -30,8 +30,8 @@ func TestDemo(t *testing.T) {
 			seconds++
 		}
 	}
-	if seconds != 2 || last["type"] != "summary" {
-		t.Errorf("got %d per-second lines and a last line of type %v, want 2 and summary", seconds, last["type"])
+	if seconds != 4 || last["type"] != "summary" {
+		t.Errorf("got %d per-second lines and a last line of type %v, want 4 and summary", seconds, last["type"])
 	}
 	t.Logf("%.1fs: %d calls, %d patches, %d retargets, %d resets, %d wrong, %d GCs",
 		s.Seconds, s.Calls, s.Patches, s.Retargets, s.Resets, s.Wrong, s.GCs)
