@@ -90,6 +90,9 @@ func NewBatch() *Batch { return &Batch{index: map[*record]int{}} }
 // plugin's own copy of it; Stage patches the program's copy, found by
 // name, which is the one the program's calls run.
 func Stage[F any](b *Batch, fn, impl F) error {
+	if err := refuseUnsupported("Stage", fn); err != nil {
+		return err
+	}
 	reg.mu.Lock()
 	defer reg.mu.Unlock()
 	if b == nil || b.index == nil {
@@ -151,6 +154,9 @@ func (b *Batch) Commit() error {
 	if b == nil || b.index == nil {
 		return &Error{Op: "Commit", Func: "<nil batch>", Err: because(ErrBatchState, "nil batch or not from NewBatch")}
 	}
+	if err := supported(); err != nil {
+		return &Error{Op: "Commit", Func: "batch", Err: err}
+	}
 	now := time.Now() // before the lock: a patch of time.Now must not run under it
 	reg.mu.Lock()
 	defer reg.mu.Unlock()
@@ -179,6 +185,9 @@ func (b *Batch) Commit() error {
 func (b *Batch) Undo() error {
 	if b == nil || b.index == nil {
 		return &Error{Op: "Undo", Func: "<nil batch>", Err: because(ErrBatchState, "nil batch or not from NewBatch")}
+	}
+	if err := supported(); err != nil {
+		return &Error{Op: "Undo", Func: "batch", Err: err}
 	}
 	now := time.Now()
 	reg.mu.Lock()

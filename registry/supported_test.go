@@ -43,6 +43,10 @@ func TestUnsupportedRefusesEverything(t *testing.T) {
 		{"no membarrier SYNC_CORE", nil, fmt.Errorf("%w: membarrier offers no PRIVATE_EXPEDITED_SYNC_CORE", dispatch.ErrUnsupported)},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			staged := registry.NewBatch()
+			if err := registry.Stage(staged, unsupportedVictim, repl); err != nil {
+				t.Fatal(err)
+			}
 			defer registry.InjectUnsupported(c.selfCheckErr, c.writeErr)()
 
 			codeV, codeP, list := entryBytes(unsupportedVictim), entryBytes(unsupportedPatched), registry.List()
@@ -54,6 +58,8 @@ func TestUnsupportedRefusesEverything(t *testing.T) {
 				func() error { return registry.Set(unsupportedPatched, unsupportedVictim) },
 				func() error { return registry.Reset(unsupportedPatched) },
 				func() error { _, err := registry.Original(unsupportedPatched); return err },
+				func() error { return registry.Stage(registry.NewBatch(), unsupportedVictim, repl) },
+				func() error { return registry.ResetWith(unsupportedPatched) },
 			}
 			for i, call := range calls {
 				err := call()
@@ -61,6 +67,9 @@ func TestUnsupportedRefusesEverything(t *testing.T) {
 				if !errors.As(err, &e) || !errors.Is(err, registry.ErrUnsupported) || !strings.Contains(e.Func, "unsupported") {
 					t.Errorf("call %d: %v, want an *Error naming the function, wrapping ErrUnsupported", i, err)
 				}
+			}
+			if err := staged.Commit(); !errors.Is(err, registry.ErrUnsupported) {
+				t.Errorf("Commit of a batch staged before: %v, want ErrUnsupported", err)
 			}
 			if entryBytes(unsupportedVictim) != codeV || entryBytes(unsupportedPatched) != codeP {
 				t.Error("a refused call changed code")

@@ -75,8 +75,9 @@ func TestScanCompile(t *testing.T) {
 	tactics, reasons, patched := rep.totals()
 	t.Logf("tactics %v, refusals %v, %d relay pages", tactics, reasons, rep.relayPages())
 
-	if cov := rep.coverage(); cov < 0.985 {
-		t.Errorf("coverage %.2f%% (%d of %d), want at least 98.5%%", 100*cov, patched, len(rep.results))
+	// 98.80% on Go 1.26.8's compile, 98.51% on Go 1.27.3's.
+	if cov := rep.coverage(); cov < 0.984 {
+		t.Errorf("coverage %.2f%% (%d of %d), want at least 98.4%%", 100*cov, patched, len(rep.results))
 	} else {
 		t.Logf("coverage %.2f%% (%d of %d)", 100*cov, patched, len(rep.results))
 	}

@@ -11,8 +11,11 @@
 // silently and miss calls (a function the compiler inlined), or could not
 // patch at all, Apply* panics with the engine's *registry.Error, as
 // gomonkey panics on its own errors: nothing fails silently. Run tests with
-// -gcflags=all=-l, as gomonkey's documentation asks, or mark the targets
-// //go:noinline.
+// -gcflags=all=-l, as gomonkey's documentation asks. Without it, go test's
+// binaries (which have no DWARF) cannot prove that any function was not
+// inlined, so every patch is refused; TestMain can call
+// registrytest.Main, which reruns the tests in a binary with DWARF, where
+// a //go:noinline target is enough.
 //
 // Differences from gomonkey, all in the direction of safety:
 //
