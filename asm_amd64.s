@@ -25,12 +25,15 @@
 // the target is nil (a closure keeps its context).
 // Rule 3, guards: the first whose non-zero conditions all hold, else rule 2.
 // The guard list is loaded once: SetGuards(nil) may clear it between two
-// loads. The loop walks it in R13, so each entry defines SAVE, DISCARD and
-// RESTORE: how the route survives the loop (reloaded from the site, or
-// pushed one word below the return address, which is why 8(SP) is read
-// first), and EXIT: where a call no guard takes goes then. The site
-// dispatcher falls through to the original, the common way out, with no
-// further taken branch.
+// loads. The loop walks it in R13 and keeps the route in the word below
+// the return address, and the goroutine's label word below that: nothing
+// else writes below SP here, since the runtime never preempts or calls into
+// assembly asynchronously, and signals run on their own stack.
+// A condition that is zero always holds (CMOV replaces it with the value
+// it is compared with), so a guard that matches takes no branch in the
+// loop, and a miss takes one. With a label offset of 0 the word read is
+// g.stack.lo, which no label set's address can equal: label guards never
+// match then.
 #define ROUTE \
 	MOVQ	·originalRet(SB), R12; \
 	CMPQ	R12, 8(SP); \
@@ -44,7 +47,41 @@
 slow: \
 	MOVQ	Route_guards(R13), R12; \
 	TESTQ	R12, R12; \
-	JNE	guarded; \
+	JEQ	global; \
+	MOVQ	R13, -8(SP); \
+	MOVQ	R12, R13; \
+	MOVQ	·labelOffset(SB), R12; \
+	MOVQ	(R14)(R12*1), R12; \
+	MOVQ	R12, -16(SP); \
+guard: \
+	MOVQ	Guard_RAX(R13), R12; \
+	TESTQ	R12, R12; \
+	CMOVQEQ	AX, R12; \
+	CMPQ	R12, AX; \
+	JNE	next; \
+	MOVQ	Guard_RDX(R13), R12; \
+	TESTQ	R12, R12; \
+	CMOVQEQ	DX, R12; \
+	CMPQ	R12, DX; \
+	JNE	next; \
+	MOVQ	Guard_Label(R13), R12; \
+	TESTQ	R12, R12; \
+	CMOVQEQ	-16(SP), R12; \
+	CMPQ	R12, -16(SP); \
+	JNE	next; \
+	MOVQ	Guard_Target(R13), DX; \
+	MOVQ	0(DX), R12; \
+	TAKE; \
+next: \
+	ADDQ	$Guard__size, R13; \
+	CMPQ	Guard_Target(R13), $0; \
+	JNE	guard; \
+	MOVQ	-8(SP), R13; \
+	MOVQ	Route_target(R13), R12; \
+	TESTQ	R12, R12; \
+	JNE	global; \
+	MOVQ	Route_original(R13), R12; \
+	TAKE; \
 global: \
 	MOVQ	Route_target(R13), R12; \
 	TESTQ	R12, R12; \
@@ -54,43 +91,7 @@ global: \
 	TAKE; \
 original: \
 	MOVQ	Route_original(R13), R12; \
-	TAKE; \
-guarded: \
-	SAVE; \
-	MOVQ	R12, R13; \
-guard: \
-	MOVQ	Guard_RAX(R13), R12; \
-	TESTQ	R12, R12; \
-	JEQ	rdx; \
-	CMPQ	R12, AX; \
-	JNE	next; \
-rdx: \
-	MOVQ	Guard_RDX(R13), R12; \
-	TESTQ	R12, R12; \
-	JEQ	label; \
-	CMPQ	R12, DX; \
-	JNE	next; \
-label: \
-	MOVQ	Guard_Label(R13), R12; \
-	TESTQ	R12, R12; \
-	JEQ	match; \
-	MOVQ	·labelOffset(SB), R12; \
-	TESTQ	R12, R12; \
-	JEQ	next; \
-	MOVQ	(R14)(R12*1), R12; \
-	CMPQ	R12, Guard_Label(R13); \
-	JNE	next; \
-match: \
-	MOVQ	Guard_Target(R13), DX; \
-	DISCARD; \
-	MOVQ	0(DX), R12; \
-	TAKE; \
-next: \
-	ADDQ	$Guard__size, R13; \
-	CMPQ	Guard_Target(R13), $0; \
-	JNE	guard; \
-	RESTORE; \
-	EXIT
+	TAKE
 
 // dispatcher is called by every relay site:
 //	[POPQ BP]; CALL dispatcher; JMP R12; <8-byte *Route>
@@ -105,22 +106,14 @@ next: \
 //           R14 and zero in X15, belongs to the patched function's caller.
 // No lock, no allocation, no call: the runtime treats a PC here as
 // assembly, never preempts it asynchronously, and SIGPROF stops its unwind
-// quietly at the site's return address. The guard loop needs no stack:
-// it reloads the route from the site afterwards.
+// quietly at the site's return address. The guard loop keeps two words
+// below SP (see ROUTE) and moves SP not at all.
 #define TAKE RET
-#define SAVE
-#define DISCARD
-#define RESTORE MOVQ 0(SP), R13; MOVQ SITE_ROUTE(R13), R13
-#define EXIT MOVQ Route_target(R13), R12; TESTQ R12, R12; JNE global; MOVQ Route_original(R13), R12; TAKE
 TEXT ·dispatcher(SB), NOSPLIT|NOFRAME, $0-0
 	MOVQ	0(SP), R12
 	MOVQ	SITE_ROUTE(R12), R13
 	ROUTE
 #undef TAKE
-#undef SAVE
-#undef DISCARD
-#undef RESTORE
-#undef EXIT
 
 // callDispatcher is the card-literal call mode: the patched prologue itself
 // holds CALL rel32 to a relay stub, MOVQ $route, R13; JMP callDispatcher,
@@ -133,17 +126,9 @@ TEXT ·dispatcher(SB), NOSPLIT|NOFRAME, $0-0
 // Clobbers: R12, R13, RDX and flags, as dispatcher. The RET never matches
 //           the return stack buffer, which is why this mode is slower.
 #define TAKE MOVQ R12, 0(SP); RET
-#define SAVE PUSHQ R13
-#define DISCARD POPQ R12
-#define RESTORE POPQ R13
-#define EXIT JMP global
 TEXT ·callDispatcher(SB), NOSPLIT|NOFRAME, $0-0
 	ROUTE
 #undef TAKE
-#undef SAVE
-#undef DISCARD
-#undef RESTORE
-#undef EXIT
 
 // func dispatcherPC() uintptr
 // The ABI0 entry of dispatcher: a Go func value would name an ABI wrapper.
