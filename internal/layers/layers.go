@@ -1,11 +1,3 @@
-// Package layers keeps, for each function patched through Switchboard's
-// test helpers (compat/gomonkey, registrytest), the stack of replacements
-// set on it in each scope, so that undoing one restores the one below it,
-// whatever order the undos come in: the undo semantics of gomonkey and
-// mockey.
-//
-// Only patches made through this package are known: a registry.Set made
-// directly on the same function is overwritten by the next Push or Pop.
 package layers
 
 import (

@@ -1,0 +1,14 @@
+// Package dispatch plans and writes patches: it decodes a function's
+// prologue, chooses a tactic that keeps every interior instruction
+// boundary intact (punning), finds and maps relay pages within reach,
+// writes relay sites with their route pointers, writes the prologue with
+// one atomic quadword store (or many, grouped per page, for a batch),
+// serializes every core with membarrier SYNC_CORE, and builds the
+// trampolines that run a function's original body. C functions get their
+// own planner and site (cplan.go).
+//
+// It owns code bytes, relay pages and the tactics. It must not decide what
+// may be patched (registry does), read binaries (unwind does) or know the
+// Route's layout beyond the pointer a site carries (the root package owns
+// it).
+package dispatch
