@@ -2,10 +2,10 @@ package registrytest
 
 import (
 	"reflect"
+	"runtime"
 	"testing"
 
 	"github.com/switchboard-go/switchboard/internal/layers"
-	"github.com/switchboard-go/switchboard/unwind"
 )
 
 // Set redirects the calls of fn made by the calling test's goroutine tree
@@ -46,5 +46,8 @@ func name(fn any) string {
 	if v.Kind() != reflect.Func || v.IsNil() {
 		return reflect.TypeOf(fn).String()
 	}
-	return unwind.Name(v.Pointer())
+	if f := runtime.FuncForPC(v.Pointer()); f != nil {
+		return f.Name()
+	}
+	return v.Type().String()
 }
