@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"slices"
 	"time"
 	"unsafe"
 
@@ -158,7 +159,9 @@ type Variant struct {
 func nothing() (func() error, error) { return func() error { return nil }, nil }
 
 // Variants lists the variants in report order; the first is the baseline.
-var Variants = []Variant{
+func Variants() []Variant { return slices.Clone(variants) }
+
+var variants = []Variant{
 	{"direct", nothing, loopDirect},
 	{"site mode", func() (func() error, error) {
 		return func() error { return registry.Reset(victimSite) }, registry.Set(victimSite, target)
@@ -191,12 +194,12 @@ func Ratio(v Variant, n int) (nsPerCall, ratio float64) {
 		direct += t1.Sub(t0)
 		variant += time.Since(t1)
 	}
-	Sink = sum
+	sink = sum
 	return float64(variant) / float64(n), float64(variant) / float64(direct)
 }
 
-// Sink keeps results alive.
-var Sink int
+// sink keeps results alive.
+var sink int
 
 // Check runs every variant once, after Setup, and reports one that does not
 // compute what the direct call computes.

@@ -64,8 +64,10 @@ func (t Tactic) String() string {
 	return cTacticString(t)
 }
 
-// Tactics lists every tactic in the order they are tried.
-var Tactics = []Tactic{EntryJump, PunnedJump, PrefixedJump, PastNop, PastPushRBP, PastScratch}
+// Tactics lists the Go tactics in the order they are tried.
+func Tactics() []Tactic {
+	return []Tactic{EntryJump, PunnedJump, PrefixedJump, PastNop, PastPushRBP, PastScratch}
+}
 
 // Mode is what the patched prologue holds.
 type Mode uint8

@@ -80,7 +80,7 @@ func TestPlanProperty(t *testing.T) {
 		}
 	}
 	t.Logf("accepted %v, refused %v", accepted, refused)
-	for _, tac := range Tactics {
+	for _, tac := range Tactics() {
 		if accepted[tac] == 0 {
 			t.Errorf("no random function used %v: the generator misses a shape", tac)
 		}

@@ -102,7 +102,7 @@ func measure(rounds, calls, writes int, progress io.Writer) ([]benchRow, error) 
 	}
 	for r := range rounds {
 		fmt.Fprintf(progress, "round %d/%d\n", r+1, rounds)
-		for _, v := range bench.Variants {
+		for _, v := range bench.Variants() {
 			undo, err := v.Setup()
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", v.Name, err)

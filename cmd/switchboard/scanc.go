@@ -55,7 +55,7 @@ func scanCFunc(pl *dispatch.Planner, f dispatch.Func, path string) (scanResult, 
 
 // allTactics are the Go tactics, then those only C functions use.
 func allTactics() []dispatch.Tactic {
-	out := slices.Clone(dispatch.Tactics)
+	out := dispatch.Tactics()
 	for _, t := range dispatch.CTactics() {
 		if !slices.Contains(out, t) {
 			out = append(out, t)
