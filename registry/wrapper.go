@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"errors"
 	"fmt"
 	"reflect"
 	"runtime"
@@ -78,17 +77,6 @@ func wrapped(name string, entry uintptr, depth int) string {
 		}
 	}
 	return ""
-}
-
-// adviseWrapper redoes a wrapper refusal's advice knowing fn's type t, for
-// callers that refused fn before they knew it.
-func adviseWrapper(err error, t reflect.Type) error {
-	var e *Error
-	if t == nil || !errors.As(err, &e) || !errors.Is(e.Err, ErrWrapper) || e.Entry == 0 {
-		return err
-	}
-	e.Err = because(ErrWrapper, "%s", wrapperAdvice(e.Func, e.Entry, t))
-	return e
 }
 
 // bodyByType finds the method with the body from fn's type: the receiver's
