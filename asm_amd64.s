@@ -20,20 +20,20 @@
 // Rule 1, a morestack restart: a function that Original's stub called grew
 // its stack and jumped back to its patched entry, so its return address is
 // the stub's. It must run the original, never a target.
-// Rule 2, no guards: the global target (Route.fast holds it then, so this
-// common case is one load and one test), or the original with RDX kept when
-// the target is nil (a closure keeps its context).
-// Rule 3, guards: the first whose non-zero conditions all hold, else rule 2.
-// The guard list is loaded once: SetGuards(nil) may clear it between two
-// loads. The loop walks it in R13 and keeps the route in the word below
-// the return address, and the goroutine's label word below that: nothing
-// else writes below SP here, since the runtime never preempts or calls into
-// assembly asynchronously, and signals run on their own stack.
-// A condition that is zero always holds (CMOV replaces it with the value
-// it is compared with), so a guard that matches takes no branch in the
-// loop, and a miss takes one. With a label offset of 0 the word read is
+// Rules 2 and 3 read one word of the route, never two: Route.fast, the
+// global target while there are no guards (the common case: one load and
+// one test), else Route.table, an immutable snapshot (see route.go). Two
+// words read apart could mix two states, and a call could run the original
+// while a patch is in.
+// Rule 2, no guards and no target (table nil): the original, RDX kept (a
+// closure keeps its context).
+// Rule 3, the table: the first guard whose non-zero conditions all hold,
+// else the terminator's global target, else its original. A zero RAX or
+// RDX condition always holds (CMOV replaces it with the value it is
+// compared with), so only a miss branches. The label word is read from g
+// only for a guard that has one. With a label offset of 0 the word read is
 // g.stack.lo, which no label set's address can equal: label guards never
-// match then.
+// match then. Nothing is stored: not even below SP.
 #define ROUTE \
 	MOVQ	·originalRet(SB), R12; \
 	CMPQ	R12, 8(SP); \
@@ -45,14 +45,12 @@
 	MOVQ	0(DX), R12; \
 	TAKE; \
 slow: \
-	MOVQ	Route_guards(R13), R12; \
+	MOVQ	Route_table(R13), R12; \
 	TESTQ	R12, R12; \
-	JEQ	global; \
-	MOVQ	R13, -8(SP); \
+	JEQ	original; \
 	MOVQ	R12, R13; \
-	MOVQ	·labelOffset(SB), R12; \
-	MOVQ	(R14)(R12*1), R12; \
-	MOVQ	R12, -16(SP); \
+	CMPQ	Guard_Target(R13), $0; \
+	JEQ	last; \
 guard: \
 	MOVQ	Guard_RAX(R13), R12; \
 	TESTQ	R12, R12; \
@@ -64,11 +62,13 @@ guard: \
 	CMOVQEQ	DX, R12; \
 	CMPQ	R12, DX; \
 	JNE	next; \
-	MOVQ	Guard_Label(R13), R12; \
-	TESTQ	R12, R12; \
-	CMOVQEQ	-16(SP), R12; \
-	CMPQ	R12, -16(SP); \
+	CMPQ	Guard_Label(R13), $0; \
+	JEQ	take; \
+	MOVQ	·labelOffset(SB), R12; \
+	MOVQ	(R14)(R12*1), R12; \
+	CMPQ	R12, Guard_Label(R13); \
 	JNE	next; \
+take: \
 	MOVQ	Guard_Target(R13), DX; \
 	MOVQ	0(DX), R12; \
 	TAKE; \
@@ -76,18 +76,15 @@ next: \
 	ADDQ	$Guard__size, R13; \
 	CMPQ	Guard_Target(R13), $0; \
 	JNE	guard; \
-	MOVQ	-8(SP), R13; \
-	MOVQ	Route_target(R13), R12; \
+last: \
+	MOVQ	Guard_RAX(R13), R12; \
 	TESTQ	R12, R12; \
-	JNE	global; \
-	MOVQ	Route_original(R13), R12; \
-	TAKE; \
-global: \
-	MOVQ	Route_target(R13), R12; \
-	TESTQ	R12, R12; \
-	JEQ	original; \
+	JEQ	fallback; \
 	MOVQ	R12, DX; \
 	MOVQ	0(DX), R12; \
+	TAKE; \
+fallback: \
+	MOVQ	Guard_RDX(R13), R12; \
 	TAKE; \
 original: \
 	MOVQ	Route_original(R13), R12; \
@@ -106,8 +103,8 @@ original: \
 //           R14 and zero in X15, belongs to the patched function's caller.
 // No lock, no allocation, no call: the runtime treats a PC here as
 // assembly, never preempts it asynchronously, and SIGPROF stops its unwind
-// quietly at the site's return address. The guard loop keeps two words
-// below SP (see ROUTE) and moves SP not at all.
+// quietly at the site's return address. It writes no memory and moves
+// SP not at all.
 #define TAKE RET
 TEXT ·dispatcher(SB), NOSPLIT|NOFRAME, $0-0
 	MOVQ	0(SP), R12

@@ -17,6 +17,10 @@
 //  3. Otherwise the first guard whose non-zero conditions (RAX, RDX, the
 //     goroutine's label word) all hold, else as in 2.
 //
+// Each call is decided from one word of the route, Route.fast or the
+// immutable snapshot Route.table: reading the guards and the target apart
+// could mix two states that never held together.
+//
 // It also holds originalCall, the Go-code entry of the func values that
 // registry.Original returns, which calls the trampoline in their second
 // word.

@@ -1,6 +1,7 @@
 package switchboard
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -12,17 +13,26 @@ import (
 // Routes live outside the garbage collector's view once a site points at
 // them: their owner must keep them reachable for the life of the process.
 //
-// The dispatcher reads the fields without a lock (offsets from go_asm.h);
-// every write is one atomic store of a word.
+// The dispatcher decides a call from one word it loads: fast, or else
+// table, an immutable snapshot of every guard, the global target and the
+// original. Two words read at different times could mix two states that
+// never held together (the guards of one move and the global target of
+// the next): a call would then run the original while a patch is in.
 type Route struct {
 	// fast is target while there are no guards, else nil: the dispatcher's
 	// common case is then one load.
-	fast     unsafe.Pointer
-	target   unsafe.Pointer // *funcval of the global target; nil = the original
-	guards   unsafe.Pointer // *Guard: an immutable array ended by a zero Target; nil = none
-	original uintptr        // code of the original: the entry, or the trampoline
+	fast unsafe.Pointer
+	// table is nil when calls run the original and there are no guards;
+	// otherwise a *Guard array: the guards, most specific first, ended by
+	// a terminator whose Target is nil, RAX the global target's funcval (0
+	// for the original) and RDX the original's code.
+	table    unsafe.Pointer
+	original uintptr // code of the original: the entry, or the trampoline
 
-	mu sync.Mutex // serializes writers, so that fast follows target and guards
+	target unsafe.Pointer // *funcval of the global target, for Load; nil = the original
+	guards []Guard        // the guards in force, for Guards
+
+	mu sync.Mutex // serializes writers, so that fast and table follow the state
 }
 
 // Store sets the global target: fv points to a funcval (the data word of a
@@ -32,16 +42,23 @@ func (r *Route) Store(fv unsafe.Pointer) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	atomic.StorePointer(&r.target, fv)
-	r.publishFast()
+	r.publish()
 }
 
-// publishFast sets fast from target and guards. A reader between the two
-// stores sees the previous state or takes the slow path, which reads
-// target and guards themselves.
-func (r *Route) publishFast() {
+// publish writes the snapshot of the route's state the dispatcher reads,
+// table first: a reader of either word sees a whole state, the previous
+// one until the write ends.
+func (r *Route) publish() {
+	target := atomic.LoadPointer(&r.target)
+	var table unsafe.Pointer
+	if target != nil || len(r.guards) > 0 {
+		arr := append(slices.Clone(r.guards), Guard{RAX: uintptr(target), RDX: atomic.LoadUintptr(&r.original)})
+		table = unsafe.Pointer(&arr[0])
+	}
+	atomic.StorePointer(&r.table, table)
 	var fv unsafe.Pointer
-	if atomic.LoadPointer(&r.guards) == nil {
-		fv = atomic.LoadPointer(&r.target)
+	if len(r.guards) == 0 {
+		fv = target
 	}
 	atomic.StorePointer(&r.fast, fv)
 }
@@ -51,7 +68,12 @@ func (r *Route) Load() unsafe.Pointer { return atomic.LoadPointer(&r.target) }
 
 // SetOriginal sets where "the original" goes: the function's entry while it
 // is unpatched, its trampoline (the relocated prologue) once one exists.
-func (r *Route) SetOriginal(code uintptr) { atomic.StoreUintptr(&r.original, code) }
+func (r *Route) SetOriginal(code uintptr) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	atomic.StoreUintptr(&r.original, code)
+	r.publish()
+}
 
 // Original returns the code calls run when the route sends them to the
 // original.
@@ -66,10 +88,9 @@ type Guard struct {
 	Target unsafe.Pointer // *funcval the call goes to
 }
 
-// SetGuards publishes an immutable copy of gs, most specific first; the
-// dispatcher takes the first guard whose conditions all hold. A guard with
-// a nil Target would end the list early, so it is dropped. nil or an empty
-// list clears the guards.
+// SetGuards publishes a copy of gs, most specific first; the dispatcher
+// takes the first guard whose conditions all hold. A guard with a nil
+// Target is dropped. nil or an empty list clears the guards.
 func (r *Route) SetGuards(gs []Guard) {
 	var live []Guard
 	for _, g := range gs {
@@ -79,27 +100,15 @@ func (r *Route) SetGuards(gs []Guard) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(live) == 0 {
-		atomic.StorePointer(&r.guards, nil)
-	} else {
-		// The zero guard at the end stops the dispatcher's loop.
-		arr := append(live, Guard{})
-		atomic.StorePointer(&r.guards, unsafe.Pointer(&arr[0]))
-	}
-	r.publishFast()
+	r.guards = live
+	r.publish()
 }
 
 // Guards returns a copy of the guards in force, nil when there are none.
 func (r *Route) Guards() []Guard {
-	p := (*Guard)(atomic.LoadPointer(&r.guards))
-	if p == nil {
-		return nil
-	}
-	var out []Guard
-	for g := p; g.Target != nil; g = (*Guard)(unsafe.Add(unsafe.Pointer(g), unsafe.Sizeof(Guard{}))) {
-		out = append(out, *g)
-	}
-	return out
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.guards)
 }
 
 // labelOffset is the offset of the profiler-label word in the g struct,

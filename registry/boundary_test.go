@@ -57,6 +57,9 @@ type boundaryChild struct {
 	victims []*tracedVictim
 	x       int // the next call's argument
 	stopped bool
+	// dispatcher bounds the dispatcher's code, from a "dispatcher START
+	// END" line, for children that print one.
+	dispatcher [2]uint64
 }
 
 const boundaryTimeout = 20 * time.Second
@@ -64,14 +67,21 @@ const boundaryTimeout = 20 * time.Second
 // buildBoundaryProg builds the child once per test.
 func buildBoundaryProg(t *testing.T) string {
 	t.Helper()
+	return buildTracedProg(t, "boundaryprog")
+}
+
+// buildTracedProg builds ./testdata/name, a child speaking boundaryprog's
+// protocol.
+func buildTracedProg(t *testing.T, name string) string {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("builds and traces a child process")
 	}
 	if runtime.GOOS != "linux" || runtime.GOARCH != "amd64" {
 		t.Skip("linux/amd64 only")
 	}
-	bin := filepath.Join(t.TempDir(), "boundaryprog")
-	build := exec.Command("go", "build", "-o", bin, "./testdata/boundaryprog")
+	bin := filepath.Join(t.TempDir(), name)
+	build := exec.Command("go", "build", "-o", bin, "./testdata/"+name)
 	build.Dir = ".."
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
@@ -124,6 +134,9 @@ func startBoundaryChild(t *testing.T, bin string) *boundaryChild {
 				t.Fatalf("bad victim line %q", line)
 			}
 			c.victims = append(c.victims, v)
+		case len(f) == 3 && f[0] == "dispatcher":
+			c.dispatcher[0], _ = strconv.ParseUint(f[1], 16, 64)
+			c.dispatcher[1], _ = strconv.ParseUint(f[2], 16, 64)
 		case len(f) == 2 && f[0] == "tid":
 			c.tid, _ = strconv.Atoi(f[1])
 		case line == "ready":
