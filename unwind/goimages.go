@@ -1,0 +1,97 @@
+package unwind
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+)
+
+// ErrNotGo: the address is in no Go module this process's runtime knows
+// (C code, another Go runtime's c-shared library, anonymous memory).
+var ErrNotGo = errors.New("unwind: not Go code of this runtime")
+
+// goImages are the Go modules other than Self (plugins) read so far, with
+// why reading one failed. Go modules are never unloaded, so an image stays
+// valid for the life of the process.
+var goImages struct {
+	sync.Mutex
+	ims  []*Image
+	errs map[string]error // by path@bias
+}
+
+// ImageAt returns the image of the Go module whose code holds pc: Self, or
+// a plugin (plugin.Open) read from its own file, at the bias it is loaded
+// with, its text start fixed by the runtime's entry of the function at pc.
+// A plugin's image passes the same check SelfCheck runs on Self (a sample
+// of its table against runtime.FuncForPC and its live text) before it is
+// returned; a failure wraps ErrSelfCheck. pc outside every Go module of
+// this runtime wraps ErrNotGo.
+func ImageAt(pc uintptr) (*Image, error) {
+	self, selfErr := Self()
+	if selfErr == nil && self.holds(pc) {
+		return self, nil
+	}
+	goImages.Lock()
+	defer goImages.Unlock()
+	for _, im := range goImages.ims {
+		if im.holds(pc) {
+			return im, nil
+		}
+	}
+	m, ok := moduleAt(pc)
+	switch {
+	case !ok:
+		return nil, fmt.Errorf("%w: %#x is in no mapped object", ErrNotGo, pc)
+	case m.Main && selfErr != nil:
+		return nil, selfErr
+	}
+	rf := runtime.FuncForPC(pc)
+	if rf == nil {
+		return nil, fmt.Errorf("%w: %#x in %s", ErrNotGo, pc, m.Path)
+	}
+	key := fmt.Sprintf("%s@%#x", m.Path, m.Bias)
+	if err := goImages.errs[key]; err != nil {
+		return nil, err
+	}
+	im, err := openModule(m.Path, m.Bias, rf.Entry())
+	if err == nil {
+		err = im.check([]uintptr{rf.Entry()})
+	}
+	if err == nil && !im.holds(pc) {
+		err = fmt.Errorf("%w: %s: its load segments miss %#x", ErrSelfCheck, m.Path, pc)
+	}
+	if err != nil {
+		if !errors.Is(err, ErrSelfCheck) {
+			err = fmt.Errorf("%w: %v", ErrSelfCheck, err)
+		}
+		if goImages.errs == nil {
+			goImages.errs = map[string]error{}
+		}
+		goImages.errs[key] = err
+		return nil, err
+	}
+	goImages.ims = append(goImages.ims, im)
+	return im, nil
+}
+
+// holds reports whether one of the image's load segments holds pc.
+func (im *Image) holds(pc uintptr) bool {
+	for _, r := range im.loads {
+		if r.Start <= pc && pc < r.End {
+			return true
+		}
+	}
+	return false
+}
+
+// OpenAt is Open with every address moved by bias: a shared object, linked
+// at 0, planned as if the loader had put it at bias.
+func OpenAt(path string, bias uintptr) (*Image, error) {
+	im, err := Open(path)
+	if err != nil {
+		return nil, err
+	}
+	im.rebase(bias)
+	return im, nil
+}
