@@ -78,6 +78,24 @@ func TestPluginStorm(t *testing.T) {
 			t.Errorf("no refusal %q", want)
 		}
 	}
+
+	// A plugin whose file is deleted once loaded: nothing describes its
+	// code any more, and every patch of it must be refused with
+	// ErrUnsupported (the child checks the sentinel), changing nothing.
+	gone := filepath.Join(dir, "gone.so")
+	b, err := os.ReadFile(so)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(gone, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(host, "-unlink", gone)
+	b, err = cmd.CombinedOutput()
+	t.Logf("%s", b)
+	if err != nil || strings.Count(string(b), "refused: ") != 3 || !strings.HasSuffix(strings.TrimSpace(string(b)), "OK") {
+		t.Fatalf("%v: %v; want three refusals and OK", cmd, err)
+	}
 }
 
 // TestCSharedStorm builds testdata/csharedprog's Go library with

@@ -40,14 +40,18 @@ func ImageAt(pc uintptr) (*Image, error) {
 		}
 	}
 	m, ok := moduleAt(pc)
+	rf := runtime.FuncForPC(pc)
 	switch {
+	case !ok && rf != nil:
+		// Go code of this runtime in no object whose file can be read:
+		// the file was deleted or replaced since it was loaded, and
+		// nothing else describes the code.
+		return nil, fmt.Errorf("%w: %#x (%s) is in no mapped object whose file can be read (deleted or replaced since it was loaded?)", ErrSelfCheck, pc, rf.Name())
 	case !ok:
 		return nil, fmt.Errorf("%w: %#x is in no mapped object", ErrNotGo, pc)
 	case m.Main && selfErr != nil:
 		return nil, selfErr
-	}
-	rf := runtime.FuncForPC(pc)
-	if rf == nil {
+	case rf == nil:
 		return nil, fmt.Errorf("%w: %#x in %s", ErrNotGo, pc, m.Path)
 	}
 	key := fmt.Sprintf("%s@%#x", m.Path, m.Bias)

@@ -57,6 +57,13 @@ func storm(d time.Duration) error {
 		return fmt.Errorf("victim's module: %w", err)
 	}
 	fmt.Printf("library: %s loaded at bias %#x, victim at %#x\n", im.Path, im.Bias, modstorm.Entry(victim))
+	// The first patch reads the library's function table, DWARF (inlining)
+	// and runs the self-check.
+	start := time.Now()
+	if _, err := registry.Original(victim); err != nil {
+		return err
+	}
+	fmt.Printf("first Original of victim: %v\n", time.Since(start).Round(time.Microsecond))
 	line, err := modstorm.Run(victim, []func(int) int{callVictim}, d)
 	fmt.Println(line)
 	if err != nil {
