@@ -55,7 +55,7 @@ func TestScanSharedObjects(t *testing.T) {
 		child *exec.Cmd
 		funcs int // functions the child patches
 	}{
-		{plug, exec.Command(filepath.Join(dir, "pluginprog"), "-duration", "200ms", plug), 2},
+		{plug, exec.Command(filepath.Join(dir, "pluginprog"), "-duration", "200ms", plug), 3},
 		{lib, exec.Command(filepath.Join(dir, "host"), lib, "200"), 1},
 	} {
 		t.Run(filepath.Base(c.so), func(t *testing.T) {

@@ -66,7 +66,8 @@ func run(path string, d time.Duration) error {
 	small, err3 := lookup[func(int) int](p, "Small")
 	sprint, err4 := lookup[func(...any) string](p, "Sprint")
 	closure, err5 := lookup[func(int) int](p, "Closure")
-	if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
+	usesSmall, err6 := lookup[func(int) int](p, "UsesSmall")
+	if err := errors.Join(err1, err2, err3, err4, err5, err6); err != nil {
 		return err
 	}
 	exe, _ := unwind.ImageAt(reflect.ValueOf(main).Pointer())
@@ -97,7 +98,7 @@ func run(path string, d time.Duration) error {
 	for _, f := range []struct {
 		name string
 		fn   func(int) int
-	}{{"Victim", victim}, {"CallVictim", callVictim}} {
+	}{{"Victim", victim}, {"CallVictim", callVictim}, {"UsesSmall", usesSmall}} {
 		if err := registry.Set(f.fn, modstorm.Repl); err != nil {
 			return err
 		}
