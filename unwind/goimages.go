@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 )
 
@@ -98,4 +99,50 @@ func OpenAt(path string, bias uintptr) (*Image, error) {
 	}
 	im.rebase(bias)
 	return im, nil
+}
+
+// Plugins returns the images of the Go modules of this runtime other than
+// Self (the plugins loaded so far), in load order, and why any module that
+// holds Go code of this runtime could not be read.
+func Plugins() ([]*Image, []error) {
+	mods, err := Modules()
+	if err != nil {
+		return nil, []error{err}
+	}
+	self, _ := Self()
+	var ims []*Image
+	var errs []error
+	for _, m := range mods {
+		if m.Main || self != nil && self.Path == m.Path && self.Bias == m.Bias {
+			continue
+		}
+		pc, ok := goCodeIn(m)
+		if !ok {
+			continue // C code, data files, another runtime's library
+		}
+		im, err := ImageAt(pc)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", m.Path, err))
+			continue
+		}
+		if !slices.Contains(ims, im) {
+			ims = append(ims, im)
+		}
+	}
+	return ims, errs
+}
+
+// goCodeIn returns an address in m that the runtime knows as Go code, if
+// any: the runtime answers for every pc inside a module it registered, so
+// probing a few addresses of each mapping tells Go modules from others.
+func goCodeIn(m Module) (uintptr, bool) {
+	for _, r := range m.Maps {
+		for _, k := range []uintptr{1, 2, 3} {
+			pc := r.Start + (r.End-r.Start)*k/4
+			if rf := runtime.FuncForPC(pc); rf != nil {
+				return rf.Entry(), true
+			}
+		}
+	}
+	return 0, false
 }

@@ -57,6 +57,11 @@ func TestImageAt(t *testing.T) {
 			t.Errorf("ImageAt(%#x) = %v, %v; want ErrNotGo", pc, im, err)
 		}
 	}
+	// A test binary loads no plugin (registry's TestPluginStorm runs a
+	// program that does).
+	if ims, errs := Plugins(); len(ims) != 0 || len(errs) != 0 {
+		t.Errorf("Plugins() = %v, %v in a program without plugins", ims, errs)
+	}
 }
 
 // TestOpenAt: OpenAt moves every function and segment by the bias.

@@ -108,6 +108,22 @@ func run(path string, d time.Duration) error {
 			return err
 		}
 	}
+	// Lookup by name finds the plugin's function after the program's.
+	const victimName = "github.com/switchboard-go/switchboard/testdata/pluginprog/plug.Victim"
+	byName, err := registry.Lookup[func(int) int](victimName)
+	if err != nil {
+		return err
+	}
+	if modstorm.Entry(byName) != modstorm.Entry(victim) || byName(4) != 9 {
+		return fmt.Errorf("Lookup(%s) gives code at %#x, Victim is at %#x", victimName, modstorm.Entry(byName), modstorm.Entry(victim))
+	}
+	if _, err := registry.Lookup[func(int) int](victimName + "Nope"); !errors.Is(err, registry.ErrNotEntry) {
+		return fmt.Errorf("Lookup of no such function: %v", err)
+	}
+	if _, err := registry.Lookup[func(int, int) int](victimName); !errors.Is(err, registry.ErrTypeMismatch) {
+		return fmt.Errorf("Lookup with a type the plugin's DWARF contradicts: %v", err)
+	}
+	fmt.Printf("lookup: %s at %#x\n", victimName, modstorm.Entry(byName))
 	if got := callVictim(4); got != 9 {
 		return fmt.Errorf("after Reset CallVictim(4) = %d", got)
 	}
