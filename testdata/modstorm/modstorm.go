@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"reflect"
 	"runtime"
 	"runtime/pprof"
@@ -63,7 +64,8 @@ func Scoped(fn func(int) int) error {
 
 // Run storms fn for d while each of callers (ways to call fn: its func
 // value, a function of its module that calls it directly) is called by
-// its own goroutine, plus one more through the func value. It returns the
+// its own goroutine, plus one through the func value and one that also
+// calls the original through registry.Original. It returns the
 // report line; err is set on any wrong result, on a storm that never saw
 // both the original and a replacement, and on a refusal.
 func Run(fn func(int) int, callers []func(int) int, d time.Duration) (string, error) {
@@ -84,7 +86,15 @@ func Run(fn func(int) int, callers []func(int) int, d time.Duration) (string, er
 		firstBad            atomic.Value
 		wg                  sync.WaitGroup
 	)
-	callers = append([]func(int) int{fn}, callers...)
+	// One caller also calls the original directly, which must run the
+	// original body whatever the patch is at that moment.
+	callOrig := func(x int) int {
+		if orig(x) != Orig(x) {
+			return math.MinInt // none of the three results
+		}
+		return fn(x)
+	}
+	callers = append([]func(int) int{fn, callOrig}, callers...)
 	for g, call := range callers {
 		wg.Add(1)
 		go func() {
