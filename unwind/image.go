@@ -102,6 +102,13 @@ func Self() (*Image, error) {
 }
 
 func openSelf() (*Image, error) {
+	live := reflect.ValueOf(anchor).Pointer()
+	if m, ok := moduleAt(live); ok && !m.Main {
+		// A c-shared library loaded by a C (or other) host: the Go
+		// runtime, and this code, live in the library, not in the
+		// executable.
+		return openModule(m.Path, m.Bias, live)
+	}
 	im, err := Open("/proc/self/exe")
 	if err != nil {
 		return nil, err
@@ -110,23 +117,72 @@ func openSelf() (*Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("unwind: %w", err)
 	}
-	live := reflect.ValueOf(anchor).Pointer()
-	name := runtime.FuncForPC(live).Name()
-	off, ok := im.pcln.offsetOf(name)
-	if !ok {
-		return nil, fmt.Errorf("unwind: %s: no function %s to find the text start", im.Path, name)
-	}
-	if text := uint64(live-bias) - uint64(off); text != im.pcln.textStart {
-		// The file alone gave a wrong guess (a stripped, externally
-		// linked binary): list the Go functions again from the right start.
-		im.pcln.textStart = text
-		if err := im.list(); err != nil {
-			return nil, fmt.Errorf("unwind: %s: %w", im.Path, err)
-		}
+	if err := im.fixTextStart(live, bias); err != nil {
+		return nil, err
 	}
 	im.rebase(bias)
 	im.live = true
 	return im, nil
+}
+
+// moduleAt returns the mapped object holding pc, if /proc/self/maps can be
+// read.
+func moduleAt(pc uintptr) (Module, bool) {
+	mods, err := Modules()
+	if err != nil {
+		return Module{}, false
+	}
+	for _, m := range mods {
+		if m.Contains(pc) {
+			return m, true
+		}
+	}
+	return Module{}, false
+}
+
+// openModule reads the Go module at path, mapped with bias, whose code
+// holds the live Go function entry pc.
+func openModule(path string, bias, pc uintptr) (*Image, error) {
+	im, err := Open(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := im.fixTextStart(pc, bias); err != nil {
+		return nil, err
+	}
+	im.rebase(bias)
+	im.live = true
+	return im, nil
+}
+
+// fixTextStart checks the text start the file gave against the live Go
+// function entry pc: the runtime names the function there, and the
+// table's entry offset of that name must lead to it. When the file alone
+// gave a wrong guess (a stripped, externally linked binary), the Go
+// functions are listed again from the right start.
+func (im *Image) fixTextStart(pc, bias uintptr) error {
+	rf := runtime.FuncForPC(pc)
+	if rf == nil || rf.Entry() != pc {
+		return fmt.Errorf("unwind: %s: %#x is not a Go function entry the runtime knows", im.Path, pc)
+	}
+	name := rf.Name()
+	var offs []uint32
+	for i := range im.pcln.nfunc {
+		if im.pcln.printName(i) == name {
+			if uint64(pc-bias) == im.pcln.textStart+uint64(im.pcln.entryOff(i)) {
+				return nil // the file's guess holds
+			}
+			offs = append(offs, im.pcln.entryOff(i))
+		}
+	}
+	if len(offs) == 0 {
+		return fmt.Errorf("unwind: %s: no function %s to find the text start", im.Path, name)
+	}
+	im.pcln.textStart = uint64(pc-bias) - uint64(offs[0])
+	if err := im.list(); err != nil {
+		return fmt.Errorf("unwind: %s: %w", im.Path, err)
+	}
+	return nil
 }
 
 // loadBias reads where the kernel mapped the executable: AT_PHDR of the

@@ -86,7 +86,7 @@ func TestSelfCheckFailsClosed(t *testing.T) {
 				return
 			}
 			bad.rebase(im.Bias)
-			err = bad.check()
+			err = bad.check(selfAnchors())
 			if !errors.Is(err, ErrSelfCheck) {
 				t.Fatalf("check passed a corrupted table: %v", err)
 			}
