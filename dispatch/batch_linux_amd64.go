@@ -141,10 +141,19 @@ func InstallAll(ps []*Patch, routes []*switchboard.Route) error {
 			return fmt.Errorf("%s: nil route", p.Name)
 		}
 		if !p.installed {
-			if p.pageBytes() == nil {
+			if p.pageBytes() == nil || p.Evict != nil && p.Evict.page.mem == nil {
 				return fmt.Errorf("%s: relay page %#x is simulated", p.Name, p.page.addr)
 			}
 			todo = append(todo, item{p, routes[i]})
+		}
+	}
+	// Eviction stubs go in first, each with its own page's header: they
+	// are few (tiny leaves of non-PIE binaries), and like sites complete
+	// before any prologue leads to them.
+	var evs []*Patch
+	for _, it := range todo {
+		if it.p.Evict != nil {
+			evs = append(evs, it.p)
 		}
 	}
 	slices.SortFunc(todo, func(a, b item) int { return cmp.Compare(a.p.page.addr, b.p.page.addr) })
@@ -152,6 +161,13 @@ func InstallAll(ps []*Patch, routes []*switchboard.Route) error {
 		return nil
 	}
 	writeMu.Lock()
+	for _, p := range evs {
+		ev := p.Evict
+		if err := writeSite(unsafe.Slice((*byte)(ev.page.mem), pageSize), ev.page.addr, ev.Addr, ev.Code); err != nil {
+			writeMu.Unlock()
+			return refuseErr(p, ReasonMap, err)
+		}
+	}
 	for lo := 0; lo < len(todo); {
 		hi := lo + 1
 		for hi < len(todo) && todo[hi].p.page == todo[lo].p.page {

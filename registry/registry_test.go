@@ -87,6 +87,7 @@ func TestShapesRedirectRetargetReset(t *testing.T) {
 		"leafRet": "entry-jump", "leafZero": "punned-jump", "leafInc": "punned-jump", "leafField": "prefixed-jump",
 		"standard": "punned-jump", "mediumFrame": "entry-jump", "hugeFrame": "prefixed-jump", "hugeFrameHigh": "past-scratch",
 		"nopFirst": "past-nop", "pushFirst": "past-push-rbp", "Add": "punned-jump",
+		"M": "evict-jump", "less": "evict-jump", "ok": "evict-jump",
 	}
 	for k, v := range want {
 		switch {

@@ -222,6 +222,31 @@ func checkBoundaries(f dispatch.Func, p *dispatch.Patch) error {
 	img := slices.Clone(f.Bytes)
 	copy(img[p.Offset:], p.Bytes)
 	end := p.Offset + len(p.Bytes)
+	evicted := -1
+	if ev := p.Evict; ev != nil {
+		if p.Tactic != dispatch.EvictJump {
+			return fmt.Errorf("%v patch carries an eviction", p.Tactic)
+		}
+		// The second jump shares bytes with the first: they must agree,
+		// and both must stay in the first's aligned quadword.
+		for i, b := range ev.Jump {
+			if at := ev.Offset + i; at < end && img[at] != b {
+				return fmt.Errorf("eviction jump % x at +%d disagrees with the patch % x", ev.Jump, ev.Offset, p.Bytes)
+			}
+		}
+		if ev.Offset <= p.Offset || ev.Offset >= end || (f.Entry+uintptr(p.Offset))&^7 != (f.Entry+uintptr(ev.Offset+len(ev.Jump)-1))&^7 ||
+			ev.Offset+len(ev.Jump) > len(f.Bytes) {
+			return fmt.Errorf("eviction jump [+%d,+%d) is not inside the patch's quadword", ev.Offset, ev.Offset+len(ev.Jump))
+		}
+		copy(img[ev.Offset:], ev.Jump)
+		end = max(end, ev.Offset+len(ev.Jump))
+		evicted = ev.Offset
+		if err := checkEvictStub(f, p); err != nil {
+			return err
+		}
+	} else if p.Tactic == dispatch.EvictJump {
+		return fmt.Errorf("evict-jump patch without an eviction")
+	}
 	onBoundary := false
 	for off := 0; off < len(code) && off < end; {
 		orig, err := x86asm.Decode(code[off:], 64)
@@ -231,7 +256,9 @@ func checkBoundaries(f dispatch.Func, p *dispatch.Patch) error {
 		if off == p.Offset {
 			onBoundary = true
 		}
-		if off > p.Offset {
+		if off == evicted {
+			evicted = -2
+		} else if off > p.Offset {
 			got, err := x86asm.Decode(img[off:], 64)
 			if err != nil || got.Len != orig.Len || !bytes.Equal(img[off:off+got.Len], code[off:off+orig.Len]) || got.String() != orig.String() {
 				return fmt.Errorf("boundary +%d: patched % x decodes as %v (%v), original % x is %v",
@@ -242,6 +269,44 @@ func checkBoundaries(f dispatch.Func, p *dispatch.Patch) error {
 	}
 	if !onBoundary {
 		return fmt.Errorf("patch point +%d is not an instruction boundary", p.Offset)
+	}
+	if evicted >= 0 {
+		return fmt.Errorf("eviction at +%d is not an instruction boundary", evicted)
+	}
+	return nil
+}
+
+// checkEvictStub follows a thread resumed at the evicted boundary: the
+// second jump leads to the stub, whose first instruction is the original
+// one, byte for byte, and whose second (unless the first returns) is a jmp
+// to the original's next boundary.
+func checkEvictStub(f dispatch.Func, p *dispatch.Patch) error {
+	ev := p.Evict
+	abs := func(in x86asm.Inst, pc uintptr) uintptr {
+		r, _ := in.Args[0].(x86asm.Rel)
+		return pc + uintptr(in.Len) + uintptr(int64(r))
+	}
+	j, err := x86asm.Decode(ev.Jump, 64)
+	if err != nil || j.Op != x86asm.JMP || j.Len != 5 || abs(j, f.Entry+uintptr(ev.Offset)) != ev.Addr {
+		return fmt.Errorf("eviction jump % x is not jmp %#x", ev.Jump, ev.Addr)
+	}
+	orig, err := x86asm.Decode(f.Bytes[ev.Offset:f.Size], 64)
+	if err != nil {
+		return fmt.Errorf("evicted instruction at +%d: %v", ev.Offset, err)
+	}
+	if len(ev.Code) < orig.Len || !bytes.Equal(ev.Code[:orig.Len], f.Bytes[ev.Offset:ev.Offset+orig.Len]) {
+		return fmt.Errorf("stub % x does not start with the evicted % x", ev.Code, f.Bytes[ev.Offset:ev.Offset+orig.Len])
+	}
+	if orig.Op == x86asm.RET {
+		if len(ev.Code) != orig.Len {
+			return fmt.Errorf("stub % x has bytes after its ret", ev.Code)
+		}
+		return nil
+	}
+	back, err := x86asm.Decode(ev.Code[orig.Len:], 64)
+	if err != nil || back.Op != x86asm.JMP || orig.Len+back.Len != len(ev.Code) ||
+		abs(back, ev.Addr+uintptr(orig.Len)) != f.Entry+uintptr(ev.Offset+orig.Len) {
+		return fmt.Errorf("stub % x does not end with a jmp to +%d", ev.Code, ev.Offset+orig.Len)
 	}
 	return nil
 }
@@ -258,6 +323,9 @@ func checkSites(t *testing.T, rep *scanReport) {
 	for _, r := range rep.results {
 		if p := r.patch; p != nil {
 			sites = append(sites, span{p.Site, p.Site + uintptr(len(p.SiteCode)), r.fn.Name})
+			if ev := p.Evict; ev != nil {
+				sites = append(sites, span{ev.Addr, ev.Addr + uintptr(len(ev.Code)), r.fn.Name + " (eviction stub)"})
+			}
 		}
 	}
 	slices.SortFunc(sites, func(a, b span) int { return cmp.Compare(a.lo, b.lo) })
