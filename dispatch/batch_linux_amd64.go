@@ -38,11 +38,14 @@ func SwapQuads(swaps []QuadSwap) (written bool, err error) {
 	s := slices.Clone(swaps)
 	slices.SortFunc(s, func(a, b QuadSwap) int { return cmp.Compare(uintptr(a.At), uintptr(b.At)) })
 	for i, w := range s {
-		if uintptr(w.At)&7 != 0 {
+		if uintptr(w.At)&(w.size()-1) != 0 {
 			return false, fmt.Errorf("quadword %p is not aligned", w.At)
 		}
-		if i > 0 && s[i-1].At == w.At {
+		if i > 0 && uintptr(s[i-1].At)+s[i-1].size() > uintptr(w.At) {
 			return false, fmt.Errorf("quadword %p is written twice in one batch", w.At)
+		}
+		if w.Wide && !wideOK() {
+			return false, fmt.Errorf("%w: no CMPXCHG16B on this CPU", ErrUnsupported)
 		}
 	}
 	writeMu.Lock()
@@ -51,6 +54,12 @@ func SwapQuads(swaps []QuadSwap) (written bool, err error) {
 	for _, w := range s {
 		if live := loadQuad(w.At); live != w.Old {
 			changed = append(changed, fmt.Errorf("%p holds % x, expected % x", w.At, live, w.Old))
+		}
+		if !w.Wide {
+			continue
+		}
+		if live := loadQuad(unsafe.Add(w.At, 8)); live != w.OldHi {
+			changed = append(changed, fmt.Errorf("%p holds % x, expected % x", unsafe.Add(w.At, 8), live, w.OldHi))
 		}
 	}
 	if len(changed) > 0 {
@@ -101,12 +110,18 @@ func swapPage(s []QuadSwap, back bool) (done int, err error) {
 		return 0, fmt.Errorf("mprotect %p RWX: %w", &page[0], err)
 	}
 	var cas error
+	le := binary.LittleEndian
 	for _, w := range s {
-		old, new := w.Old, w.New
+		old, new, oldHi, newHi := w.Old, w.New, w.OldHi, w.NewHi
 		if back {
-			old, new = new, old
+			old, new, oldHi, newHi = new, old, newHi, oldHi
 		}
-		if !atomic.CompareAndSwapUint64((*uint64)(w.At), binary.LittleEndian.Uint64(old[:]), binary.LittleEndian.Uint64(new[:])) {
+		if w.Wide {
+			if !cas16(w.At, le.Uint64(old[:]), le.Uint64(oldHi[:]), le.Uint64(new[:]), le.Uint64(newHi[:])) {
+				cas = fmt.Errorf("%w: %p holds % x, expected % x % x", ErrCodeChanged, w.At, loadOcta(w.At), old, oldHi)
+				break
+			}
+		} else if !atomic.CompareAndSwapUint64((*uint64)(w.At), le.Uint64(old[:]), le.Uint64(new[:])) {
 			cas = fmt.Errorf("%w: %p holds % x, expected % x", ErrCodeChanged, w.At, loadQuad(w.At), old)
 			break
 		}

@@ -2,7 +2,6 @@ package dispatch
 
 import (
 	"fmt"
-	"math"
 
 	"golang.org/x/arch/x86/x86asm"
 )
@@ -36,15 +35,18 @@ type Eviction struct {
 }
 
 // evictable reports why the instruction at b cannot run from an eviction
-// stub, or "" when it can: its bytes are copied verbatim, so it must not
-// depend on its address (no relative branch, no RIP-relative operand) and
-// must not fault or call (a fault or a return address in a relay page is
+// stub, or "" when it can: its bytes are copied verbatim (a direct jmp or
+// jcc is re-encoded to the same target), so it must not depend on its
+// address otherwise (no RIP-relative operand) and must not fault or call (a fault or a return address in a relay page is
 // outside Go code, which crashes the runtime instead of panicking), nor
 // move the stack pointer other than by returning.
-func evictable(in x86asm.Inst) string {
+func evictable(in inst) string {
 	switch {
 	case isCall(in.Op):
 		return "a call"
+	case isRelBranch(in):
+		// Re-encoded with rel32 to the same target (relocate).
+		return ""
 	case in.PCRel != 0:
 		return "PC-relative"
 	case in.Op == x86asm.RET:
@@ -52,7 +54,7 @@ func evictable(in x86asm.Inst) string {
 			return "a ret with an immediate"
 		}
 		return ""
-	case movesSP(in):
+	case movesSP(in.Inst):
 		return "moves SP"
 	}
 	for _, a := range in.Args {
@@ -85,14 +87,20 @@ func (p *prologue) fitEvict(mode Mode, entry uintptr, n int) (candidate, error) 
 		return c, refuse(f, ReasonPins, fmt.Sprintf("eviction: the second instruction at +%d is not inside a %d-byte entry jump", b, end1))
 	}
 	end2 := b + 5
-	q := entry &^ 7
-	if q != entry || end2 > 8 || len(f.Bytes) < 8 {
-		return c, refuse(f, ReasonQuadword, fmt.Sprintf("eviction: jumps [+0,+%d) and [+%d,+%d) do not fit the aligned quadword at the entry", end1, b, end2))
+	// Both jumps go in with one atomic store: an aligned quadword at the
+	// entry, or, where CMPXCHG16B exists and the entry is 16-byte aligned
+	// (every Go function is 32-byte aligned), an aligned octoword.
+	width := 8
+	if end2 > 8 && entry&15 == 0 && wideOK() {
+		width = 16
+	}
+	if entry&7 != 0 || end2 > width || len(f.Bytes) < width {
+		return c, refuse(f, ReasonQuadword, fmt.Sprintf("eviction: jumps [+0,+%d) and [+%d,+%d) do not fit an aligned %d bytes of the function's own at the entry", end1, b, end2, width))
 	}
 	if movesSP(p.insts[0].Inst) {
 		return c, refuse(f, ReasonPins, "eviction: the first instruction moves SP")
 	}
-	if why := evictable(p.insts[1].Inst); why != "" {
+	if why := evictable(p.insts[1]); why != "" {
 		return c, refuse(f, ReasonPins, fmt.Sprintf("eviction: the instruction at +%d (%v) is %s", b, p.insts[1].Inst, why))
 	}
 	for i := range n {
@@ -144,10 +152,25 @@ func (c candidate) evictPins(rel1 int32) Pins {
 	return ps
 }
 
-// evictStubSize is the stub's size: the instruction and a jump back.
+// isRelBranch reports a direct jmp or jcc, which relocate re-encodes with
+// rel32 to the same target.
+func isRelBranch(in inst) bool {
+	if _, ok := branchTarget(in); !ok {
+		return false
+	}
+	return in.Op == x86asm.JMP || in.Op >= x86asm.JA && in.Op <= x86asm.JS && in.Op != x86asm.JMP && in.Op != x86asm.JCXZ && in.Op != x86asm.JECXZ && in.Op != x86asm.JRCXZ
+}
+
+// evictStubSize is the stub's size: the instruction (a branch widened to
+// rel32) and a jump back, which a ret or jmp does not need.
 func evictStubSize(in inst) int {
-	if in.Op == x86asm.RET {
+	switch {
+	case in.Op == x86asm.RET:
 		return in.Len
+	case in.Op == x86asm.JMP:
+		return 5
+	case isRelBranch(in):
+		return 6 + 5
 	}
 	return in.Len + 5
 }
@@ -170,17 +193,16 @@ func (pl *Planner) placeEviction(f Func, c candidate, rel1 int32) (*Eviction, er
 	ev := &Eviction{Offset: c.evict, Addr: addr, page: pg}
 	ev.Jump = []byte{0xE9, 0, 0, 0, 0}
 	putRel(ev.Jump[1:], int32(int64(addr)-int64(from)))
-	ev.Code = append([]byte{}, f.Bytes[in.off:in.off+in.Len]...)
-	if in.Op != x86asm.RET {
-		back := f.Entry + uintptr(in.off+in.Len)
-		ev.Code = append(ev.Code, 0xE9, 0, 0, 0, 0)
-		d := int64(back) - int64(addr+uintptr(len(ev.Code)))
-		if d < math.MinInt32 || d > math.MaxInt32 {
-			pg.release(int(addr-pg.addr), size)
-			return nil, fmt.Errorf("eviction stub %#x: the jump back is out of rel32 reach", addr)
-		}
-		putRel(ev.Code[len(ev.Code)-4:], int32(d))
+	// The copy, a branch re-encoded to its target, and the jump back.
+	code, err := relocate(f, []inst{in}, addr, nil, 0)
+	if err == nil && len(code) != size {
+		err = fmt.Errorf("%d bytes, planned %d", len(code), size)
 	}
+	if err != nil {
+		pg.release(int(addr-pg.addr), size)
+		return nil, fmt.Errorf("eviction stub %#x: %v", addr, err)
+	}
+	ev.Code = code
 	return ev, nil
 }
 

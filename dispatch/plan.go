@@ -41,16 +41,25 @@ type Patch struct {
 	Evict *Eviction
 
 	// quad is the aligned quadword holding the patch; orig and patched
-	// are its two contents.
-	quad          uintptr
-	orig, patched [8]byte
-	page          *relayPage
-	installed     bool
+	// are its two contents. A wide patch (an eviction past the quadword)
+	// also changes the next quadword, origHi to patchedHi: the two form
+	// one aligned octoword, written with one CMPXCHG16B.
+	quad              uintptr
+	orig, patched     [8]byte
+	wide              bool
+	origHi, patchedHi [8]byte
+	page              *relayPage
+	installed         bool
 }
 
 // Quad returns the aligned quadword the patch is written into, with its
-// original and patched contents.
+// original and patched contents; for a wide patch (Wide), the first of
+// its two quadwords.
 func (p *Patch) Quad() (addr uintptr, orig, patched [8]byte) { return p.quad, p.orig, p.patched }
+
+// Wide reports whether the patch spans an aligned octoword: 16 bytes at
+// Quad's address, written with one CMPXCHG16B.
+func (p *Patch) Wide() bool { return p.wide }
 
 // Planner plans patches against one address space. Its methods are safe for
 // concurrent use.
@@ -177,8 +186,17 @@ func (p *Patch) setEviction(f Func, ev *Eviction) {
 		return
 	}
 	p.Evict = ev
+	if f.Entry+uintptr(ev.Offset+len(ev.Jump)) > p.quad+8 {
+		p.wide = true
+		copy(p.origHi[:], f.Bytes[p.quad+8-f.Entry:])
+		p.patchedHi = p.origHi
+	}
 	for i, b := range ev.Jump {
-		p.patched[f.Entry+uintptr(ev.Offset+i)-p.quad] = b
+		if k := f.Entry + uintptr(ev.Offset+i) - p.quad; k < 8 {
+			p.patched[k] = b
+		} else {
+			p.patchedHi[k-8] = b
+		}
 	}
 }
 
@@ -310,8 +328,11 @@ func verifyEviction(f Func, p *Patch, img []byte) error {
 	if b <= p.Offset || b >= p.Offset+len(p.Bytes) || b+len(ev.Jump) > len(f.Bytes) {
 		return fmt.Errorf("eviction at +%d is not inside the entry jump [+%d,+%d)", b, p.Offset, p.Offset+len(p.Bytes))
 	}
-	if (f.Entry+uintptr(p.Offset))&^7 != (f.Entry+uintptr(b+len(ev.Jump)-1))&^7 {
-		return fmt.Errorf("eviction jump at +%d crosses the patch's aligned quadword", b)
+	// One aligned quadword, or (wide) one aligned octoword, all of it
+	// the function's own bytes.
+	lo, hi := f.Entry+uintptr(p.Offset), f.Entry+uintptr(b+len(ev.Jump)-1)
+	if q := lo &^ 15; lo&^7 != hi&^7 && (q != hi&^15 || q < f.Entry || q+16 > f.Entry+uintptr(len(f.Bytes))) {
+		return fmt.Errorf("eviction jump at +%d leaves the patch's aligned octoword", b)
 	}
 	for i := b; i < p.Offset+len(p.Bytes); i++ {
 		if img[i] != ev.Jump[i-b] {
@@ -327,15 +348,26 @@ func verifyEviction(f Func, p *Patch, img []byte) error {
 	if err != nil {
 		return fmt.Errorf("evicted instruction at +%d: %v", b, err)
 	}
-	if len(ev.Code) < orig.Len || !bytes.Equal(ev.Code[:orig.Len], f.Bytes[b:b+orig.Len]) {
+	// The stub's first instruction: the original's bytes, or for a
+	// direct branch the same branch to the same target.
+	n := orig.Len
+	if ot, ok := orig.Args[0].(x86asm.Rel); ok && orig.Op != x86asm.CALL {
+		got, err := decode(ev.Code)
+		gt, gok := got.Args[0].(x86asm.Rel)
+		if err != nil || !gok || got.Op != orig.Op ||
+			ev.Addr+uintptr(got.Len)+uintptr(int64(gt)) != f.Entry+uintptr(b+orig.Len)+uintptr(int64(ot)) {
+			return fmt.Errorf("eviction stub % x does not branch where the instruction at +%d does", ev.Code, b)
+		}
+		n = got.Len
+	} else if len(ev.Code) < n || !bytes.Equal(ev.Code[:n], f.Bytes[b:b+n]) {
 		return fmt.Errorf("eviction stub % x does not start with the instruction at +%d", ev.Code, b)
 	}
-	if orig.Op == x86asm.RET && len(ev.Code) == orig.Len {
+	if (orig.Op == x86asm.RET || orig.Op == x86asm.JMP) && len(ev.Code) == n {
 		return nil
 	}
-	back, err := decode(ev.Code[orig.Len:])
+	back, err := decode(ev.Code[n:])
 	brel, ok := back.Args[0].(x86asm.Rel)
-	if err != nil || back.Op != x86asm.JMP || orig.Len+back.Len != len(ev.Code) || !ok ||
+	if err != nil || back.Op != x86asm.JMP || n+back.Len != len(ev.Code) || !ok ||
 		ev.Addr+uintptr(len(ev.Code))+uintptr(int64(brel)) != f.Entry+uintptr(b+orig.Len) {
 		return fmt.Errorf("eviction stub % x does not jump back to +%d", ev.Code, b+orig.Len)
 	}

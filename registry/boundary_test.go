@@ -394,7 +394,7 @@ func (c *boundaryChild) learn(v *tracedVictim) {
 	// An evicted boundary's jump runs past the first one: the patch ends
 	// after the last byte it changes.
 	if v.tactic == "evict-jump" {
-		for k := v.end; k < 8; k++ {
+		for k := v.end; k < 16; k++ {
 			if v.orig[k] != v.patched[k] {
 				v.end = k + 1
 			}
@@ -508,7 +508,7 @@ var boundaryTactics = map[string]string{
 	"leafRet": "entry-jump", "leafZero": "punned-jump", "leafInc": "punned-jump", "leafField": "prefixed-jump",
 	"standard": "punned-jump", "mediumFrame": "entry-jump", "hugeFrame": "prefixed-jump",
 	"hugeFrameHigh": "past-scratch", "nopFirst": "past-nop", "pushFirst": "past-push-rbp", "Add": "punned-jump",
-	"(*mocked).M": "evict-jump", "less": "evict-jump", "(*nilable).ok": "evict-jump",
+	"(*mocked).M": "evict-jump", "less": "evict-jump", "(*nilable).ok": "evict-jump", "(*flags).high": "evict-jump",
 }
 
 // TestBoundaryStops stops a thread at every instruction boundary each

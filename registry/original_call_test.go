@@ -47,6 +47,11 @@ var originals = map[string]func() (func(x int) int, error){
 		o, err := registry.Original((*mocked).M)
 		return func(x int) int { return o(m, x) }, err
 	},
+	"tiny-wide": func() (func(int) int, error) {
+		fl := &flags{b: 200}
+		o, err := registry.Original((*flags).high)
+		return func(x int) int { return 1000*x + int(o(fl)) }, err
+	},
 	"tiny-less": func() (func(int) int, error) {
 		o, err := registry.Original(less)
 		return func(x int) int { return 10*x + b2i(o(x, x+1)) }, err

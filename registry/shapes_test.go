@@ -116,6 +116,18 @@ type nilable struct{ n int }
 //go:noinline
 func (p *nilable) ok() bool { return p != nil } // test rax,rax; setne al; ret
 
+// flags.high is the wide eviction's shape: movzx eax,[rax+0x38] (4 bytes);
+// and eax,-128 (3); ret. The second jump, at +4, runs to +9: the two jumps
+// are written as one aligned octoword (CMPXCHG16B). Its immediate 0x80
+// makes every plain window negative in a non-PIE binary.
+type flags struct {
+	_ [0x38]byte
+	b uint8
+}
+
+//go:noinline
+func (f *flags) high() int32 { return int32(f.b) & -128 }
+
 func b2i(b bool) int {
 	if b {
 		return 1
@@ -127,7 +139,16 @@ func b2i(b bool) int {
 func tinyShapes() []shape {
 	m := &mocked{v: 100}
 	p := &nilable{n: 7}
+	fl := &flags{b: 200}
 	return []shape{
+		{
+			name: "tiny-wide", tactic: "evict-jump",
+			call: func(x int) int { return 1000*x + int(fl.high()) },
+			set: setPair((*flags).high, func(f *flags) int32 { return 7 },
+				func(f *flags) int32 { return -int32(f.b) }),
+			reset: func() error { return registry.Reset((*flags).high) },
+			want:  func(x int) [3]int { return [3]int{1000*x + 128, 1000*x + 7, 1000*x - 200} },
+		},
 		{
 			name: "tiny-method-add", tactic: "evict-jump",
 			call: func(x int) int { return m.M(x) },

@@ -52,6 +52,9 @@ type odCase struct {
 	evJump []byte
 	evAddr uint64
 	evStub []byte
+	// evFirst is the length of the stub's first instruction (a branch is
+	// widened to rel32).
+	evFirst int
 }
 
 func (c odCase) end() int {
@@ -215,10 +218,11 @@ func objdumpCheck(bin, dir string, cases []odCase) (errs []error, boundaries int
 			case c.evJump != nil && at == c.evOff:
 				evicted = true
 				queries = append(queries, query{i, at, "evict"}, query{i, at, "stub"})
-				if n := starts[i][at].len; n < len(c.evStub) {
+				text := starts[i][at].text
+				if n := c.evFirst; n < len(c.evStub) {
 					queries = append(queries, query{i, at, "back"})
-				} else if n != len(c.evStub) || !strings.HasPrefix(starts[i][at].text, "ret") {
-					fail(i, "stub % x holds only the %d-byte %q and no jump back", c.evStub, n, starts[i][at].text)
+				} else if n != len(c.evStub) || !strings.HasPrefix(text, "ret") && !strings.HasPrefix(text, "jmp") {
+					fail(i, "stub % x holds only the %d-byte %q and no jump back", c.evStub, n, text)
 				}
 			default:
 				queries = append(queries, query{i, at, ""})
@@ -237,7 +241,7 @@ func objdumpCheck(bin, dir string, cases []odCase) (errs []error, boundaries int
 		case "stub":
 			p = c.evStub
 		case "back":
-			p = c.evStub[starts[q.i][q.at].len:]
+			p = c.evStub[c.evFirst:]
 		}
 		orig = append(append(orig, o...), odFiller(odQuerySlot-len(o))...)
 		patched = append(append(patched, p...), odFiller(odQuerySlot-len(p))...)
@@ -282,12 +286,28 @@ func objdumpCheck(bin, dir string, cases []odCase) (errs []error, boundaries int
 			continue
 		case "back":
 			// Seen from the stub: a jmp to the original's next boundary.
-			n := uint64(starts[q.i][q.at].len)
-			bc := odCase{name: c.name, entry: c.evAddr, off: int(n), patch: c.evStub[n:], site: c.entry + uint64(c.evOff) + n}
+			n := uint64(c.evFirst)
+			bc := odCase{name: c.name, entry: c.evAddr, off: int(n), patch: c.evStub[n:], site: c.entry + uint64(c.evOff) + uint64(o.len)}
 			if err := checkObjdumpJump(bc, p, vma); err != nil {
 				fail(q.i, "stub's jump back: %v", err)
 			}
 			continue
+		case "stub":
+			// A direct branch is re-encoded: the same mnemonic, and the
+			// same absolute target once each side's own address is put
+			// back in place of the query's.
+			if om, pm := odBranch.FindStringSubmatch(o.text), odBranch.FindStringSubmatch(p.text); om != nil || pm != nil {
+				boundaries++
+				var ot, pt uint64
+				if om != nil && pm != nil {
+					ot, _ = strconv.ParseUint(om[2], 16, 64)
+					pt, _ = strconv.ParseUint(pm[2], 16, 64)
+				}
+				if om == nil || pm == nil || om[1] != pm[1] || ot-vma+c.entry+uint64(c.evOff) != pt-vma+c.evAddr || p.len != c.evFirst {
+					fail(q.i, "stub of boundary +%d: %q (%d bytes), original %q", q.at, p.text, p.len, o.text)
+				}
+				continue
+			}
 		}
 		if o.len != starts[q.i][q.at].len {
 			return nil, 0, fmt.Errorf("%s +%d: objdump decodes %d bytes in the linear pass and %d from the boundary", c.name, q.at, starts[q.i][q.at].len, o.len)
@@ -303,6 +323,9 @@ func objdumpCheck(bin, dir string, cases []odCase) (errs []error, boundaries int
 	}
 	return errs, boundaries, nil
 }
+
+// odBranch matches a direct jmp or jcc: mnemonic, target.
+var odBranch = regexp.MustCompile(`^(j[a-z]+) 0x([0-9a-f]+)$`)
 
 // odJump matches objdump's text for a direct jmp after optional prefixes:
 // "jmp 0x1234", "ds jmp 0x1234", "es ss rex.B jmp 0x1234".
@@ -412,6 +435,9 @@ func TestScanCompileObjdump(t *testing.T) {
 			patch: p.Bytes, site: uint64(p.Site), text: text(uint64(r.fn.Entry), odWindow)}
 		if ev := p.Evict; ev != nil {
 			c.evOff, c.evJump, c.evAddr, c.evStub = ev.Offset, ev.Jump, uint64(ev.Addr), ev.Code
+			// Its first instruction's length, from the planner's side:
+			// objdump then checks the bytes either side of it.
+			c.evFirst = stubFirstLen(ev.Code)
 			evictions++
 		}
 		if c.text == nil {
@@ -566,4 +592,13 @@ func TestObjdumpCheckRejects(t *testing.T) {
 			t.Logf("%s: %v", tt.name, errs[i])
 		}
 	}
+}
+
+// stubFirstLen is the length of an eviction stub's first instruction: the
+// whole stub for a ret or a jmp, else the stub less its 5-byte jump back.
+func stubFirstLen(code []byte) int {
+	if len(code) == 1 && code[0] == 0xC3 || len(code) == 5 && code[0] == 0xE9 {
+		return len(code)
+	}
+	return len(code) - 5
 }

@@ -234,9 +234,13 @@ func checkBoundaries(f dispatch.Func, p *dispatch.Patch) error {
 				return fmt.Errorf("eviction jump % x at +%d disagrees with the patch % x", ev.Jump, ev.Offset, p.Bytes)
 			}
 		}
-		if ev.Offset <= p.Offset || ev.Offset >= end || (f.Entry+uintptr(p.Offset))&^7 != (f.Entry+uintptr(ev.Offset+len(ev.Jump)-1))&^7 ||
-			ev.Offset+len(ev.Jump) > len(f.Bytes) {
-			return fmt.Errorf("eviction jump [+%d,+%d) is not inside the patch's quadword", ev.Offset, ev.Offset+len(ev.Jump))
+		// One aligned quadword, or one aligned octoword (CMPXCHG16B) of
+		// the function's own bytes.
+		lo, hi := f.Entry+uintptr(p.Offset), f.Entry+uintptr(ev.Offset+len(ev.Jump)-1)
+		inQuad := lo&^7 == hi&^7
+		inOcta := lo&^15 == hi&^15 && lo&^15 >= f.Entry && lo&^15+16 <= f.Entry+uintptr(len(f.Bytes))
+		if ev.Offset <= p.Offset || ev.Offset >= end || !inQuad && !inOcta || ev.Offset+len(ev.Jump) > len(f.Bytes) {
+			return fmt.Errorf("eviction jump [+%d,+%d) is not inside the patch's aligned quadword or octoword", ev.Offset, ev.Offset+len(ev.Jump))
 		}
 		copy(img[ev.Offset:], ev.Jump)
 		end = max(end, ev.Offset+len(ev.Jump))
@@ -294,18 +298,26 @@ func checkEvictStub(f dispatch.Func, p *dispatch.Patch) error {
 	if err != nil {
 		return fmt.Errorf("evicted instruction at +%d: %v", ev.Offset, err)
 	}
-	if len(ev.Code) < orig.Len || !bytes.Equal(ev.Code[:orig.Len], f.Bytes[ev.Offset:ev.Offset+orig.Len]) {
-		return fmt.Errorf("stub % x does not start with the evicted % x", ev.Code, f.Bytes[ev.Offset:ev.Offset+orig.Len])
+	n := orig.Len
+	if _, rel := orig.Args[0].(x86asm.Rel); rel {
+		// A direct jmp or jcc: the same condition, the same target.
+		got, err := x86asm.Decode(ev.Code, 64)
+		if err != nil || got.Op != orig.Op || abs(got, ev.Addr) != abs(orig, f.Entry+uintptr(ev.Offset)) {
+			return fmt.Errorf("stub % x: %v, not the evicted %v to %#x", ev.Code, got, orig, abs(orig, f.Entry+uintptr(ev.Offset)))
+		}
+		n = got.Len
+	} else if len(ev.Code) < n || !bytes.Equal(ev.Code[:n], f.Bytes[ev.Offset:ev.Offset+n]) {
+		return fmt.Errorf("stub % x does not start with the evicted % x", ev.Code, f.Bytes[ev.Offset:ev.Offset+n])
 	}
-	if orig.Op == x86asm.RET {
-		if len(ev.Code) != orig.Len {
-			return fmt.Errorf("stub % x has bytes after its ret", ev.Code)
+	if orig.Op == x86asm.RET || orig.Op == x86asm.JMP {
+		if len(ev.Code) != n {
+			return fmt.Errorf("stub % x has bytes after its %v", ev.Code, orig.Op)
 		}
 		return nil
 	}
-	back, err := x86asm.Decode(ev.Code[orig.Len:], 64)
-	if err != nil || back.Op != x86asm.JMP || orig.Len+back.Len != len(ev.Code) ||
-		abs(back, ev.Addr+uintptr(orig.Len)) != f.Entry+uintptr(ev.Offset+orig.Len) {
+	back, err := x86asm.Decode(ev.Code[n:], 64)
+	if err != nil || back.Op != x86asm.JMP || n+back.Len != len(ev.Code) ||
+		abs(back, ev.Addr+uintptr(n)) != f.Entry+uintptr(ev.Offset+orig.Len) {
 		return fmt.Errorf("stub % x does not end with a jmp to +%d", ev.Code, ev.Offset+orig.Len)
 	}
 	return nil
