@@ -75,9 +75,10 @@ func TestScanCompile(t *testing.T) {
 	tactics, reasons, patched := rep.totals()
 	t.Logf("tactics %v, refusals %v, %d relay pages", tactics, reasons, rep.relayPages())
 
-	// 98.80% on Go 1.26.8's compile, 98.51% on Go 1.27.3's.
-	if cov := rep.coverage(); cov < 0.984 {
-		t.Errorf("coverage %.2f%% (%d of %d), want at least 98.4%%", 100*cov, patched, len(rep.results))
+	// 99.71% on Go 1.26.8's compile, 99.70% on Go 1.27.3's (98.80% and
+	// 98.51% before eviction).
+	if cov := rep.coverage(); cov < 0.996 {
+		t.Errorf("coverage %.2f%% (%d of %d), want at least 99.6%%", 100*cov, patched, len(rep.results))
 	} else {
 		t.Logf("coverage %.2f%% (%d of %d)", 100*cov, patched, len(rep.results))
 	}
@@ -371,6 +372,7 @@ func TestScanRow(t *testing.T) {
 		wantHead string
 		tactic   string
 		refused  string
+		evict    int // the evicted instruction's offset, for evict-jump
 	}{
 		// mov rax,[rsp+8]; ret: a 5-byte first instruction, nothing pinned.
 		{name: "entry-jump", code: pad(0x48, 0x8b, 0x44, 0x24, 0x08, 0xc3), size: 6, tactic: "entry-jump"},
@@ -379,6 +381,9 @@ func TestScanRow(t *testing.T) {
 		// turn b8 into E9: so the patch moves past the nop.
 		{name: "past-nop", code: pad(0x90, 0xb8, 0x00, 0x01, 0x00, 0x00, 0xc3), size: 7, wantHead: "90", tactic: "past-nop"},
 		{name: "past-push-rbp", code: pad(0x55, 0xb8, 0x00, 0x01, 0x00, 0x00, 0xc3), size: 7, wantHead: "55", tactic: "past-push-rbp"},
+		// cmp rbx,rax; setg al; ret: every window of the entry jump is
+		// negative, so setg at +3 is evicted to a stub (setg; jmp back).
+		{name: "evict-jump", code: pad(0x48, 0x39, 0xc3, 0x0f, 0x9f, 0xc0, 0xc3), size: 7, tactic: "evict-jump", evict: 3},
 		// ret, and the next symbol right after it.
 		{name: "too-short", code: []byte{0xc3}, size: 1, refused: "too-short"},
 	}
@@ -408,6 +413,13 @@ func TestScanRow(t *testing.T) {
 			} else {
 				for _, k := range []string{"patch_hex", "pins", "site", "site_hex"} {
 					want[k] = got[k]
+				}
+				if tt.evict != 0 {
+					ev, _ := got["evict"].(map[string]any)
+					if ev["offset"] != float64(tt.evict) || !strings.HasPrefix(fmt.Sprint(ev["jump_hex"]), "e9") || !strings.HasPrefix(fmt.Sprint(ev["stub_hex"]), "0f9fc0e9") {
+						t.Errorf("evict %v, want the setg at +%d evicted to setg; jmp", got["evict"], tt.evict)
+					}
+					want["evict"] = got["evict"]
 				}
 				want["tactic"] = tt.tactic
 				want["offset"] = float64(len(tt.wantHead) / 2)
@@ -465,7 +477,7 @@ func equalRows(a, b map[string]any) bool {
 		return false
 	}
 	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
+		if w, ok := b[k]; !ok || fmt.Sprint(w) != fmt.Sprint(v) {
 			return false
 		}
 	}
