@@ -60,13 +60,15 @@ func (t Tactic) String() string {
 		return "past-push-rbp"
 	case PastScratch:
 		return "past-scratch"
+	case EvictJump:
+		return "evict-jump"
 	}
 	return cTacticString(t)
 }
 
 // Tactics lists the Go tactics in the order they are tried.
 func Tactics() []Tactic {
-	return []Tactic{EntryJump, PunnedJump, PrefixedJump, PastNop, PastPushRBP, PastScratch}
+	return []Tactic{EntryJump, PunnedJump, PrefixedJump, PastNop, PastPushRBP, PastScratch, EvictJump}
 }
 
 // Mode is what the patched prologue holds.
@@ -246,6 +248,12 @@ type candidate struct {
 	prefix []byte // ignored prefixes before the opcode
 	opcode byte
 	pins   Pins
+	// evict, when not 0, is the offset of the instruction an EvictJump
+	// candidate evicts (evInst); evPins pins the second jump's rel32
+	// bytes that it does not share with the first.
+	evict  int
+	evInst inst
+	evPins Pins
 }
 
 func (c candidate) len() int { return len(c.prefix) + 5 }
@@ -297,7 +305,20 @@ func (p *prologue) candidates(mode Mode, entry uintptr) ([]candidate, error) {
 			offsets = append(offsets, point{first.Len, PastScratch})
 		}
 	}
-	return p.fitAll(mode, entry, offsets)
+	cands, err := p.fitAll(mode, entry, offsets)
+	// Eviction is the last resort: it costs a stub, and a thread stopped
+	// at the evicted instruction takes two more jumps.
+	if _, back := p.backEdge(0); !back {
+		for n := 0; n <= 2; n++ {
+			if c, everr := p.fitEvict(mode, entry, n); everr == nil {
+				cands = append(cands, c)
+			}
+		}
+	}
+	if len(cands) > 0 {
+		return cands, nil
+	}
+	return nil, err
 }
 
 // fitAll fits every prefix count at every patch point, in order, skipping

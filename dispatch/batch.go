@@ -11,10 +11,21 @@ import (
 var ErrPartial = errors.New("batch of code writes left half-applied")
 
 // A QuadSwap is one aligned quadword store of a batch: At must hold Old,
-// and gets New.
+// and gets New. A Wide swap is one aligned octoword store: OldHi and
+// NewHi are its second quadword (see Patch.Wide).
 type QuadSwap struct {
-	At       unsafe.Pointer
-	Old, New [8]byte
+	At           unsafe.Pointer
+	Old, New     [8]byte
+	Wide         bool
+	OldHi, NewHi [8]byte
+}
+
+// size is how many bytes the swap stores.
+func (w QuadSwap) size() uintptr {
+	if w.Wide {
+		return 16
+	}
+	return 8
 }
 
 // Swap returns the store that writes the patch over the original quadword
@@ -27,12 +38,12 @@ func (p *Patch) Swap(entry unsafe.Pointer, restore bool) (QuadSwap, error) {
 	}
 	at := unsafe.Add(entry, int(p.quad-p.Entry))
 	if restore {
-		return QuadSwap{At: at, Old: p.patched, New: p.orig}, nil
+		return QuadSwap{At: at, Old: p.patched, New: p.orig, Wide: p.wide, OldHi: p.patchedHi, NewHi: p.origHi}, nil
 	}
 	if !p.installed {
 		return QuadSwap{}, fmt.Errorf("%s: site not installed", p.Name)
 	}
-	return QuadSwap{At: at, Old: p.orig, New: p.patched}, nil
+	return QuadSwap{At: at, Old: p.orig, New: p.patched, Wide: p.wide, OldHi: p.origHi, NewHi: p.patchedHi}, nil
 }
 
 // PlanAll is Plan for many functions: the address space is read once for

@@ -38,11 +38,14 @@ func SwapQuads(swaps []QuadSwap) (written bool, err error) {
 	s := slices.Clone(swaps)
 	slices.SortFunc(s, func(a, b QuadSwap) int { return cmp.Compare(uintptr(a.At), uintptr(b.At)) })
 	for i, w := range s {
-		if uintptr(w.At)&7 != 0 {
+		if uintptr(w.At)&(w.size()-1) != 0 {
 			return false, fmt.Errorf("quadword %p is not aligned", w.At)
 		}
-		if i > 0 && s[i-1].At == w.At {
+		if i > 0 && uintptr(s[i-1].At)+s[i-1].size() > uintptr(w.At) {
 			return false, fmt.Errorf("quadword %p is written twice in one batch", w.At)
+		}
+		if w.Wide && !wideOK() {
+			return false, fmt.Errorf("%w: no CMPXCHG16B on this CPU", ErrUnsupported)
 		}
 	}
 	writeMu.Lock()
@@ -51,6 +54,12 @@ func SwapQuads(swaps []QuadSwap) (written bool, err error) {
 	for _, w := range s {
 		if live := loadQuad(w.At); live != w.Old {
 			changed = append(changed, fmt.Errorf("%p holds % x, expected % x", w.At, live, w.Old))
+		}
+		if !w.Wide {
+			continue
+		}
+		if live := loadQuad(unsafe.Add(w.At, 8)); live != w.OldHi {
+			changed = append(changed, fmt.Errorf("%p holds % x, expected % x", unsafe.Add(w.At, 8), live, w.OldHi))
 		}
 	}
 	if len(changed) > 0 {
@@ -101,12 +110,18 @@ func swapPage(s []QuadSwap, back bool) (done int, err error) {
 		return 0, fmt.Errorf("mprotect %p RWX: %w", &page[0], err)
 	}
 	var cas error
+	le := binary.LittleEndian
 	for _, w := range s {
-		old, new := w.Old, w.New
+		old, new, oldHi, newHi := w.Old, w.New, w.OldHi, w.NewHi
 		if back {
-			old, new = new, old
+			old, new, oldHi, newHi = new, old, newHi, oldHi
 		}
-		if !atomic.CompareAndSwapUint64((*uint64)(w.At), binary.LittleEndian.Uint64(old[:]), binary.LittleEndian.Uint64(new[:])) {
+		if w.Wide {
+			if !cas16(w.At, le.Uint64(old[:]), le.Uint64(oldHi[:]), le.Uint64(new[:]), le.Uint64(newHi[:])) {
+				cas = fmt.Errorf("%w: %p holds % x, expected % x % x", ErrCodeChanged, w.At, loadOcta(w.At), old, oldHi)
+				break
+			}
+		} else if !atomic.CompareAndSwapUint64((*uint64)(w.At), le.Uint64(old[:]), le.Uint64(new[:])) {
 			cas = fmt.Errorf("%w: %p holds % x, expected % x", ErrCodeChanged, w.At, loadQuad(w.At), old)
 			break
 		}
@@ -141,10 +156,19 @@ func InstallAll(ps []*Patch, routes []*switchboard.Route) error {
 			return fmt.Errorf("%s: nil route", p.Name)
 		}
 		if !p.installed {
-			if p.pageBytes() == nil {
+			if p.pageBytes() == nil || p.Evict != nil && p.Evict.page.mem == nil {
 				return fmt.Errorf("%s: relay page %#x is simulated", p.Name, p.page.addr)
 			}
 			todo = append(todo, item{p, routes[i]})
+		}
+	}
+	// Eviction stubs go in first, each with its own page's header: they
+	// are few (tiny leaves of non-PIE binaries), and like sites complete
+	// before any prologue leads to them.
+	var evs []*Patch
+	for _, it := range todo {
+		if it.p.Evict != nil {
+			evs = append(evs, it.p)
 		}
 	}
 	slices.SortFunc(todo, func(a, b item) int { return cmp.Compare(a.p.page.addr, b.p.page.addr) })
@@ -152,6 +176,13 @@ func InstallAll(ps []*Patch, routes []*switchboard.Route) error {
 		return nil
 	}
 	writeMu.Lock()
+	for _, p := range evs {
+		ev := p.Evict
+		if err := writeSite(unsafe.Slice((*byte)(ev.page.mem), pageSize), ev.page.addr, ev.Addr, ev.Code); err != nil {
+			writeMu.Unlock()
+			return refuseErr(p, ReasonMap, err)
+		}
+	}
 	for lo := 0; lo < len(todo); {
 		hi := lo + 1
 		for hi < len(todo) && todo[hi].p.page == todo[lo].p.page {

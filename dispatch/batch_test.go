@@ -181,3 +181,95 @@ func mapPerms() ([]mapping, error) {
 	}
 	return out, nil
 }
+
+// TestWideSwaps: an octoword swap (an eviction past the entry's quadword)
+// changes all 16 bytes with one CMPXCHG16B, alone or in a batch, refuses
+// stale bytes in either half and misalignment, and undoes.
+func TestWideSwaps(t *testing.T) {
+	if !wideOK() {
+		t.Skip("no CMPXCHG16B on this CPU")
+	}
+	mem := codePages(t, 1)
+	before := slices.Clone(mem)
+	wide := func(off int) QuadSwap {
+		w := quadSwaps(mem, off)[0]
+		w.Wide = true
+		copy(w.OldHi[:], mem[off+8:])
+		for i, b := range w.OldHi {
+			w.NewHi[i] = ^b
+		}
+		return w
+	}
+	inverted := func(off, n int) bool {
+		for i := off; i < off+n; i++ {
+			if mem[i] != ^before[i] {
+				return false
+			}
+		}
+		return firstDiff(mem[:off], before[:off]) < 0 && firstDiff(mem[off+n:], before[off+n:]) < 0
+	}
+
+	// Alone, through swapOcta.
+	w := wide(32)
+	if written, err := swapOcta(w.At, [16]byte(append(w.Old[:], w.OldHi[:]...)), [16]byte(append(w.New[:], w.NewHi[:]...))); !written || err != nil {
+		t.Fatalf("swapOcta: %v %v", written, err)
+	}
+	if !inverted(32, 16) {
+		t.Fatal("swapOcta did not write exactly the 16 bytes")
+	}
+	if written, err := swapOcta(w.At, [16]byte(append(w.Old[:], w.OldHi[:]...)), [16]byte(append(w.New[:], w.NewHi[:]...))); !written || err != nil {
+		t.Fatalf("swapOcta again (already new): %v %v", written, err)
+	}
+	if written, err := swapOcta(w.At, [16]byte(append(w.New[:], w.NewHi[:]...)), [16]byte(append(w.Old[:], w.OldHi[:]...))); !written || err != nil {
+		t.Fatalf("swapOcta back: %v %v", written, err)
+	}
+	if firstDiff(mem, before) >= 0 {
+		t.Fatal("swapOcta back did not restore")
+	}
+	stale := [16]byte(append(w.Old[:], w.OldHi[:]...))
+	stale[12]++
+	if written, err := swapOcta(w.At, stale, [16]byte(append(w.New[:], w.NewHi[:]...))); written || !errors.Is(err, ErrCodeChanged) || firstDiff(mem, before) >= 0 {
+		t.Fatalf("stale high half: written %v, err %v", written, err)
+	}
+	if written, err := swapOcta(unsafe.Pointer(&mem[40]), stale, stale); written || err == nil {
+		t.Fatalf("unaligned octoword: written %v, err %v", written, err)
+	}
+
+	// In a batch with a plain quadword.
+	swaps := []QuadSwap{wide(64), quadSwaps(mem, 96)[0]}
+	if written, err := SwapQuads(swaps); !written || err != nil {
+		t.Fatalf("SwapQuads: %v %v", written, err)
+	}
+	for _, r := range [][2]int{{64, 16}, {96, 8}} {
+		for i := r[0]; i < r[0]+r[1]; i++ {
+			if mem[i] != ^before[i] {
+				t.Fatalf("byte %d not written", i)
+			}
+		}
+	}
+	back := make([]QuadSwap, len(swaps))
+	for i, w := range swaps {
+		back[i] = QuadSwap{At: w.At, Old: w.New, New: w.Old, Wide: w.Wide, OldHi: w.NewHi, NewHi: w.OldHi}
+	}
+	if written, err := SwapQuads(back); !written || err != nil || firstDiff(mem, before) >= 0 {
+		t.Fatalf("SwapQuads back: %v %v", written, err)
+	}
+	// A stale high half refuses the whole batch; overlap and misalignment
+	// are refused.
+	bad := []QuadSwap{wide(64), quadSwaps(mem, 96)[0]}
+	bad[0].OldHi[3]++
+	if written, err := SwapQuads(bad); written || !errors.Is(err, ErrCodeChanged) || firstDiff(mem, before) >= 0 {
+		t.Fatalf("stale high half in a batch: written %v, err %v", written, err)
+	}
+	overlap := []QuadSwap{wide(64), quadSwaps(mem, 72)[0]}
+	unaligned := []QuadSwap{wide(64)}
+	unaligned[0].At = unsafe.Pointer(&mem[72])
+	for _, s := range [][]QuadSwap{overlap, unaligned} {
+		if written, err := SwapQuads(s); written || err == nil || firstDiff(mem, before) >= 0 {
+			t.Errorf("%v: written %v, err %v", s, written, err)
+		}
+	}
+	if !allRX(t, mem) {
+		t.Error("a page was left writable")
+	}
+}

@@ -214,13 +214,18 @@ func (p *Patch) Install(route *switchboard.Route) error {
 		return err
 	}
 	mem := p.pageBytes()
-	if mem == nil {
+	if mem == nil || p.Evict != nil && p.Evict.page.mem == nil {
 		return fmt.Errorf("%s: relay page %#x is simulated", p.Name, p.page.addr)
 	}
 	code := slices.Clone(p.SiteCode)
 	binary.LittleEndian.PutUint64(code[p.RouteAt:], uint64(uintptr(unsafe.Pointer(route))))
 	writeMu.Lock()
 	err := writeSite(mem, p.page.addr, p.Site, code)
+	if ev := p.Evict; err == nil && ev != nil {
+		// The stub, like the site, is complete before the prologue leads
+		// to it.
+		err = writeSite(unsafe.Slice((*byte)(ev.page.mem), pageSize), ev.page.addr, ev.Addr, ev.Code)
+	}
 	writeMu.Unlock()
 	if errors.Is(err, ErrCodeWrite) {
 		return err
@@ -271,7 +276,59 @@ func (p *Patch) swap(entry unsafe.Pointer, old, new [8]byte) (bool, error) {
 	if uintptr(entry) != p.Entry {
 		return false, fmt.Errorf("%s: patch planned for %#x, applied at %p", p.Name, p.Entry, entry)
 	}
-	return swapQuad(unsafe.Add(entry, int(p.quad-p.Entry)), old, new)
+	q := unsafe.Add(entry, int(p.quad-p.Entry))
+	if p.wide {
+		oldHi, newHi := p.origHi, p.patchedHi
+		if new == p.orig {
+			oldHi, newHi = newHi, oldHi
+		}
+		return swapOcta(q, [16]byte(append(old[:], oldHi[:]...)), [16]byte(append(new[:], newHi[:]...)))
+	}
+	return swapQuad(q, old, new)
+}
+
+// swapOcta is swapQuad for an aligned octoword (16 bytes), with one
+// LOCK CMPXCHG16B: an eviction whose second jump runs past the entry's
+// quadword. The store is as atomic as a quadword's: one locked write
+// within one cache line, which every core's instruction fetch sees whole
+// or not at all, as it sees a quadword's (docs/design.md section 4).
+func swapOcta(q unsafe.Pointer, old, new [16]byte) (written bool, err error) {
+	if uintptr(q)&15 != 0 {
+		return false, fmt.Errorf("octoword %p is not aligned", q)
+	}
+	if !wideOK() {
+		return false, fmt.Errorf("%w: no CMPXCHG16B on this CPU", ErrUnsupported)
+	}
+	if err := Writable(); err != nil {
+		return false, err
+	}
+	writeMu.Lock()
+	defer writeMu.Unlock()
+	le := binary.LittleEndian
+	if loadOcta(q) == new {
+		return true, syncCores()
+	}
+	page := pageOf(q)
+	if err := unix.Mprotect(page, protRWX); err != nil {
+		return false, codeWriteErr(fmt.Errorf("mprotect %p RWX: %w", &page[0], err), err)
+	}
+	written = cas16(q, le.Uint64(old[:8]), le.Uint64(old[8:]), le.Uint64(new[:8]), le.Uint64(new[8:]))
+	errRX := unix.Mprotect(page, protRX)
+	if !written {
+		return false, errors.Join(fmt.Errorf("%w: %p holds % x, expected % x", ErrCodeChanged, q, loadOcta(q), old), errRX)
+	}
+	if errRX != nil {
+		errRX = fmt.Errorf("mprotect %p RX after the write: %w", &page[0], errRX)
+	}
+	return true, errors.Join(errRX, syncCores())
+}
+
+// loadOcta reads an octoword as two atomic quadwords (for comparisons made
+// under writeMu, which every code write of this package holds).
+func loadOcta(q unsafe.Pointer) (o [16]byte) {
+	binary.LittleEndian.PutUint64(o[:8], atomic.LoadUint64((*uint64)(q)))
+	binary.LittleEndian.PutUint64(o[8:], atomic.LoadUint64((*uint64)(unsafe.Add(q, 8))))
+	return o
 }
 
 func refuseErr(p *Patch, r Reason, err error) error {

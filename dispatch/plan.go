@@ -37,18 +37,29 @@ type Patch struct {
 	// Key is the return address the dispatcher sees: in the site for site
 	// mode, Entry+Offset+len(Bytes) for call mode.
 	Key uintptr
+	// Evict is the second jump and its stub, for EvictJump; nil otherwise.
+	Evict *Eviction
 
 	// quad is the aligned quadword holding the patch; orig and patched
-	// are its two contents.
-	quad          uintptr
-	orig, patched [8]byte
-	page          *relayPage
-	installed     bool
+	// are its two contents. A wide patch (an eviction past the quadword)
+	// also changes the next quadword, origHi to patchedHi: the two form
+	// one aligned octoword, written with one CMPXCHG16B.
+	quad              uintptr
+	orig, patched     [8]byte
+	wide              bool
+	origHi, patchedHi [8]byte
+	page              *relayPage
+	installed         bool
 }
 
 // Quad returns the aligned quadword the patch is written into, with its
-// original and patched contents.
+// original and patched contents; for a wide patch (Wide), the first of
+// its two quadwords.
 func (p *Patch) Quad() (addr uintptr, orig, patched [8]byte) { return p.quad, p.orig, p.patched }
+
+// Wide reports whether the patch spans an aligned octoword: 16 bytes at
+// Quad's address, written with one CMPXCHG16B.
+func (p *Patch) Wide() bool { return p.wide }
 
 // Planner plans patches against one address space. Its methods are safe for
 // concurrent use.
@@ -94,12 +105,14 @@ func (pl *Planner) Plan(f Func, mode Mode) (*Patch, error) {
 	// patch point); each takes a page it already has before a new one.
 	var why []string
 	for _, c := range cands {
-		if p, ok := pl.tryExisting(f, c, mode); ok {
+		p, ok, err := pl.tryExisting(f, c, mode)
+		if ok {
 			return p, nil
 		}
-		p, err := pl.tryNew(f, c, mode)
 		if err == nil {
-			return p, nil
+			if p, err = pl.tryNew(f, c, mode); err == nil {
+				return p, nil
+			}
 		}
 		why = append(why, err.Error())
 	}
@@ -123,12 +136,20 @@ func (c candidate) jmpEnd(entry uintptr) uintptr {
 	return entry + uintptr(c.offset+c.len())
 }
 
-func (pl *Planner) tryExisting(f Func, c candidate, mode Mode) (*Patch, bool) {
+// tryExisting places c's site in a page the planner has. An error means
+// the site fitted but the eviction stub did not (the site is given back).
+func (pl *Planner) tryExisting(f Func, c candidate, mode Mode) (*Patch, bool, error) {
 	t, pg, ok := pl.relay.inPages(c.jmpEnd(f.Entry), c.pins, siteSize(c, mode))
 	if !ok {
-		return nil, false
+		return nil, false, nil
 	}
-	return pl.finish(f, c, mode, t, pg), true
+	ev, err := pl.evictFor(f, c, t, pg, mode)
+	if err != nil {
+		return nil, false, err
+	}
+	p := pl.finish(f, c, mode, t, pg)
+	p.setEviction(f, ev)
+	return p, true, nil
 }
 
 func (pl *Planner) tryNew(f Func, c candidate, mode Mode) (*Patch, error) {
@@ -136,7 +157,47 @@ func (pl *Planner) tryNew(f Func, c candidate, mode Mode) (*Patch, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%v (%d prefixes at +%d): %w", c.tactic, len(c.prefix), c.offset, err)
 	}
-	return pl.finish(f, c, mode, t, pg), nil
+	ev, err := pl.evictFor(f, c, t, pg, mode)
+	if err != nil {
+		return nil, err
+	}
+	p := pl.finish(f, c, mode, t, pg)
+	p.setEviction(f, ev)
+	return p, nil
+}
+
+// evictFor places the eviction stub of an EvictJump candidate whose site
+// is at t, giving the site back if it fails; nil for other tactics.
+func (pl *Planner) evictFor(f Func, c candidate, t uintptr, pg *relayPage, mode Mode) (*Eviction, error) {
+	if c.evict == 0 {
+		return nil, nil
+	}
+	ev, err := pl.placeEviction(f, c, int32(int64(t)-int64(c.jmpEnd(f.Entry))))
+	if err != nil {
+		pg.release(int(t-pg.addr), siteSize(c, mode))
+		return nil, fmt.Errorf("%v (%d prefixes at +%d): %w", c.tactic, len(c.prefix), c.offset, err)
+	}
+	return ev, nil
+}
+
+// setEviction adds the second jump to the patched quadword.
+func (p *Patch) setEviction(f Func, ev *Eviction) {
+	if ev == nil {
+		return
+	}
+	p.Evict = ev
+	if f.Entry+uintptr(ev.Offset+len(ev.Jump)) > p.quad+8 {
+		p.wide = true
+		copy(p.origHi[:], f.Bytes[p.quad+8-f.Entry:])
+		p.patchedHi = p.origHi
+	}
+	for i, b := range ev.Jump {
+		if k := f.Entry + uintptr(ev.Offset+i) - p.quad; k < 8 {
+			p.patched[k] = b
+		} else {
+			p.patchedHi[k-8] = b
+		}
+	}
 }
 
 // finish builds the patch and site bytes once the site address is known.
@@ -227,13 +288,22 @@ func Verify(f Func, p *Patch) error {
 	// The image a resumed thread sees: original code with the patch on top.
 	img := append(append([]byte{}, f.Bytes...), make([]byte, 16)...)
 	copy(img[p.Offset:], p.Bytes)
+	evictAt := -1
+	if ev := p.Evict; ev != nil {
+		if err := verifyEviction(f, p, img); err != nil {
+			return err
+		}
+		evictAt = ev.Offset
+		end = max(end, ev.Offset+len(ev.Jump))
+		copy(img[ev.Offset:], ev.Jump)
+	}
 	// Instructions starting at or after the patch's end cannot be affected.
 	for off := 0; off < len(code) && off < end; {
 		orig, err := decode(code[off:])
 		if err != nil {
 			return fmt.Errorf("original code at +%d: %v", off, err)
 		}
-		if off > p.Offset && off < end {
+		if off > p.Offset && off < end && off != evictAt {
 			got, err := decode(img[off:])
 			if err != nil || got.Len != orig.Len || !bytes.Equal(img[off:off+orig.Len], code[off:off+orig.Len]) || got.Op != orig.Op || got.Args != orig.Args || got.Prefix != orig.Prefix {
 				return fmt.Errorf("boundary +%d: patched bytes decode as %v, original %v", off, got, orig)
@@ -243,6 +313,63 @@ func Verify(f Func, p *Patch) error {
 			return fmt.Errorf("patch point +%d is inside the instruction at +%d", p.Offset, off)
 		}
 		off += orig.Len
+	}
+	return nil
+}
+
+// verifyEviction checks an EvictJump's second jump against img (the code
+// with the first jump on top): it starts on an instruction boundary inside
+// the first jump's rel32, agrees with every byte the two share, fits the
+// first jump's quadword, and leads to a stub holding the evicted
+// instruction's own bytes and a jump to the instruction after it.
+func verifyEviction(f Func, p *Patch, img []byte) error {
+	ev := p.Evict
+	b := ev.Offset
+	if b <= p.Offset || b >= p.Offset+len(p.Bytes) || b+len(ev.Jump) > len(f.Bytes) {
+		return fmt.Errorf("eviction at +%d is not inside the entry jump [+%d,+%d)", b, p.Offset, p.Offset+len(p.Bytes))
+	}
+	// One aligned quadword, or (wide) one aligned octoword, all of it
+	// the function's own bytes.
+	lo, hi := f.Entry+uintptr(p.Offset), f.Entry+uintptr(b+len(ev.Jump)-1)
+	if q := lo &^ 15; lo&^7 != hi&^7 && (q != hi&^15 || q < f.Entry || q+16 > f.Entry+uintptr(len(f.Bytes))) {
+		return fmt.Errorf("eviction jump at +%d leaves the patch's aligned octoword", b)
+	}
+	for i := b; i < p.Offset+len(p.Bytes); i++ {
+		if img[i] != ev.Jump[i-b] {
+			return fmt.Errorf("eviction jump % x disagrees with the entry jump at +%d", ev.Jump, i)
+		}
+	}
+	in, err := decode(ev.Jump)
+	rel, ok := in.Args[0].(x86asm.Rel)
+	if err != nil || in.Op != x86asm.JMP || in.Len != len(ev.Jump) || !ok || f.Entry+uintptr(b+in.Len)+uintptr(int64(rel)) != ev.Addr {
+		return fmt.Errorf("eviction jump % x is not one jmp to %#x", ev.Jump, ev.Addr)
+	}
+	orig, err := decode(f.code()[b:])
+	if err != nil {
+		return fmt.Errorf("evicted instruction at +%d: %v", b, err)
+	}
+	// The stub's first instruction: the original's bytes, or for a
+	// direct branch the same branch to the same target.
+	n := orig.Len
+	if ot, ok := orig.Args[0].(x86asm.Rel); ok && orig.Op != x86asm.CALL {
+		got, err := decode(ev.Code)
+		gt, gok := got.Args[0].(x86asm.Rel)
+		if err != nil || !gok || got.Op != orig.Op ||
+			ev.Addr+uintptr(got.Len)+uintptr(int64(gt)) != f.Entry+uintptr(b+orig.Len)+uintptr(int64(ot)) {
+			return fmt.Errorf("eviction stub % x does not branch where the instruction at +%d does", ev.Code, b)
+		}
+		n = got.Len
+	} else if len(ev.Code) < n || !bytes.Equal(ev.Code[:n], f.Bytes[b:b+n]) {
+		return fmt.Errorf("eviction stub % x does not start with the instruction at +%d", ev.Code, b)
+	}
+	if (orig.Op == x86asm.RET || orig.Op == x86asm.JMP) && len(ev.Code) == n {
+		return nil
+	}
+	back, err := decode(ev.Code[n:])
+	brel, ok := back.Args[0].(x86asm.Rel)
+	if err != nil || back.Op != x86asm.JMP || n+back.Len != len(ev.Code) || !ok ||
+		ev.Addr+uintptr(len(ev.Code))+uintptr(int64(brel)) != f.Entry+uintptr(b+orig.Len) {
+		return fmt.Errorf("eviction stub % x does not jump back to +%d", ev.Code, b+orig.Len)
 	}
 	return nil
 }

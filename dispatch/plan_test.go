@@ -142,18 +142,87 @@ func checkPatch(t *testing.T, f Func, p *Patch) {
 	img := append(append([]byte(nil), f.Bytes...), make([]byte, 16)...)
 	copy(img[p.Offset:], p.Bytes)
 	code := f.Bytes[:f.Size]
+	evicted := -1
+	if ev := p.Evict; ev != nil {
+		evicted = ev.Offset
+		for i, b := range ev.Jump {
+			if at := ev.Offset + i; at < p.Offset+len(p.Bytes) && img[at] != b {
+				t.Fatalf("eviction jump % x at +%d disagrees with the entry jump % x", ev.Jump, ev.Offset, p.Bytes)
+			}
+		}
+		copy(img[ev.Offset:], ev.Jump)
+		if e := f.Entry + uintptr(ev.Offset+len(ev.Jump)); e > end {
+			end = e
+		}
+		// One aligned quadword, or one aligned octoword of the function's.
+		if q := start &^ 7; end > q+8 && (q&15 != 0 || end > q+16 || q+16 > f.Entry+uintptr(len(f.Bytes))) {
+			t.Fatalf("eviction jump at +%d leaves the aligned octoword", ev.Offset)
+		}
+		checkEviction(t, f, p)
+	}
 	for off := 0; off < len(code); {
 		orig, err := decode(code[off:])
 		if err != nil {
 			t.Fatalf("original +%d: %v", off, err)
 		}
-		if uintptr(off) > uintptr(p.Offset) && f.Entry+uintptr(off) < end {
+		if off == evicted && p.Offset < off {
+			evicted = -2 // seen on a boundary
+		} else if uintptr(off) > uintptr(p.Offset) && f.Entry+uintptr(off) < end {
 			now, err := decode(img[off:])
 			if err != nil || now.Len != orig.Len || now.String() != orig.String() || string(img[off:off+orig.Len]) != string(code[off:off+orig.Len]) {
 				t.Fatalf("boundary +%d: patched %v (% x), original %v", off, now, img[off:off+orig.Len], orig)
 			}
 		}
 		off += orig.Len
+	}
+	if evicted >= 0 {
+		t.Fatalf("eviction at +%d is not an instruction boundary after the patch point", evicted)
+	}
+}
+
+// checkEviction runs what a thread resumed at the evicted boundary runs:
+// the second jump must lead to a stub holding an instruction that decodes
+// as the original one, to the same branch target when it branches, and
+// then (unless it returns or jumps) a jump to the next original boundary.
+func checkEviction(t *testing.T, f Func, p *Patch) {
+	t.Helper()
+	ev := p.Evict
+	j, err := x86asm.Decode(ev.Jump, 64)
+	rel, _ := j.Args[0].(x86asm.Rel)
+	from := f.Entry + uintptr(ev.Offset+len(ev.Jump))
+	if err != nil || j.Op != x86asm.JMP || j.Len != len(ev.Jump) || from+uintptr(int64(rel)) != ev.Addr {
+		t.Fatalf("eviction jump % x: %v (%v), want jmp to %#x", ev.Jump, j, err, ev.Addr)
+	}
+	orig, err := x86asm.Decode(f.Bytes[ev.Offset:f.Size], 64)
+	if err != nil {
+		t.Fatalf("evicted +%d: %v", ev.Offset, err)
+	}
+	got, err := x86asm.Decode(ev.Code, 64)
+	if err != nil {
+		t.Fatalf("stub % x: %v", ev.Code, err)
+	}
+	target := func(in x86asm.Inst, pc uintptr) (uintptr, bool) {
+		r, ok := in.Args[0].(x86asm.Rel)
+		return pc + uintptr(in.Len) + uintptr(int64(r)), ok
+	}
+	if ot, ok := target(orig, f.Entry+uintptr(ev.Offset)); ok {
+		gt, gok := target(got, ev.Addr)
+		if !gok || gt != ot || got.Op != orig.Op && !(orig.Op >= x86asm.JA && orig.Op <= x86asm.JS && got.Op == orig.Op) {
+			t.Fatalf("stub %v -> %#x, original %v -> %#x", got, gt, orig, ot)
+		}
+	} else if got.String() != orig.String() || got.Len != orig.Len {
+		t.Fatalf("stub starts with %v, original +%d is %v", got, ev.Offset, orig)
+	}
+	if orig.Op == x86asm.RET || orig.Op == x86asm.JMP {
+		if len(ev.Code) != got.Len {
+			t.Fatalf("stub % x: bytes after the %v", ev.Code, orig.Op)
+		}
+		return
+	}
+	back, err := x86asm.Decode(ev.Code[got.Len:], 64)
+	bt, _ := target(back, ev.Addr+uintptr(got.Len))
+	if err != nil || back.Op != x86asm.JMP || got.Len+back.Len != len(ev.Code) || bt != f.Entry+uintptr(ev.Offset+orig.Len) {
+		t.Fatalf("stub % x does not end with a jump back to +%d", ev.Code, ev.Offset+orig.Len)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -175,7 +176,7 @@ func TestBatchCommitRefused(t *testing.T) {
 			return errors.Join(registry.Stage(b, bv0, bv1), registry.Stage(b, bv2, bv3))
 		}, []refusal{{"TestBatchCommitRefused.func", registry.ErrClosure}, {"smallInlined", registry.ErrInlined}, {"runtime.NumGoroutine", registry.ErrProtected}}, false},
 		{"no relay and cycle", func(b *registry.Batch) error {
-			return errors.Join(registry.Stage(b, bv0, bv1), registry.Stage(b, residue, func(*acc, int) int { return 0 }),
+			return errors.Join(registry.Stage(b, bv0, bv1), registry.Stage(b, residue, func(**farField) int { return 0 }),
 				registry.Stage(b, bv3, bv5), registry.Stage(b, bv5, bv3))
 		}, []refusal{{"residue", registry.ErrNoRelay}, {"bv3", registry.ErrCycle}, {"bv5", registry.ErrCycle}}, true},
 	}
@@ -341,5 +342,58 @@ func TestBatchUndoRestoresCallMode(t *testing.T) {
 	must(t, b.Undo())
 	if r := redirectOf(t, "bv3"); bv3(1) != -3 || bv2(1) != 14 || !r.Active || r.Mode != "call" {
 		t.Fatalf("after Undo: bv3(1) = %d, bv2(1) = %d, %v", bv3(1), bv2(1), r)
+	}
+}
+
+// snapshot16 is the first 16 bytes of fn's code: a wide eviction writes
+// both quadwords.
+func snapshot16[F any](fn F) [16]byte {
+	e := any(fn)
+	fv := (*[2]unsafe.Pointer)(unsafe.Pointer(&e))[1]
+	return *(*[16]byte)(*(*unsafe.Pointer)(fv))
+}
+
+// TestBatchEvictions commits and undoes a batch of evicted functions (the
+// stubs go in with the sites; a wide one is an octoword swap among the
+// quadwords), twice, and checks calls, calls through Original (which run
+// the stubs), List and the code after each step.
+func TestBatchEvictions(t *testing.T) {
+	m, fl := &mocked{v: 100}, &flags{b: 200}
+	code0 := [][16]byte{snapshot16((*mocked).M), snapshot16(less), snapshot16((*flags).high), snapshot16(leafInc)}
+	out := func() []int { return []int{m.M(1), b2i(less(1, 2)), int(fl.high()), leafInc(1)} }
+	for round := range 2 {
+		b := registry.NewBatch()
+		must(t, registry.Stage(b, (*mocked).M, func(t *mocked, x int) int { return -x }))
+		must(t, registry.Stage(b, less, func(a, b int) bool { return a > b }))
+		must(t, registry.Stage(b, (*flags).high, func(f *flags) int32 { return 9 }))
+		must(t, registry.Stage(b, leafInc, func(x int) int { return 40 + x }))
+		must(t, b.Commit())
+		if got, want := out(), []int{-1, 0, 9, 41}; !cmp.Equal(got, want) {
+			t.Fatalf("round %d, after Commit: %v, want %v", round, got, want)
+		}
+		// Original's trampoline copies the first instruction and jumps
+		// back to the evicted one: through the stub the batch wrote.
+		om, err1 := registry.Original((*mocked).M)
+		ol, err2 := registry.Original(less)
+		oh, err3 := registry.Original((*flags).high)
+		must(t, errors.Join(err1, err2, err3))
+		if got, want := []int{om(m, 1), b2i(ol(1, 2)), int(oh(fl))}, []int{101, 1, 128}; !cmp.Equal(got, want) {
+			t.Fatalf("round %d, through Original: %v, want %v", round, got, want)
+		}
+		if why := shapeCaveat(); why == "" {
+			for _, name := range []string{"(*mocked).M", "less", "(*flags).high"} {
+				if r := redirectOf(t, name); r.Tactic != "evict-jump" || !r.Active {
+					t.Errorf("%s: %v, want active evict-jump", name, r)
+				}
+			}
+		}
+		must(t, b.Undo())
+		if got, want := out(), []int{101, 1, 128, 2}; !cmp.Equal(got, want) {
+			t.Fatalf("round %d, after Undo: %v, want %v", round, got, want)
+		}
+		code := [][16]byte{snapshot16((*mocked).M), snapshot16(less), snapshot16((*flags).high), snapshot16(leafInc)}
+		if diff := cmp.Diff(code0, code); diff != "" {
+			t.Fatalf("round %d: Undo left code changed:\n%s", round, diff)
+		}
 	}
 }

@@ -42,6 +42,25 @@ var originals = map[string]func() (func(x int) int, error){
 		o, err := registry.Original((*acc).Add)
 		return func(x int) int { return o(a, x) }, err
 	},
+	"tiny-method-add": func() (func(int) int, error) {
+		m := &mocked{v: 100}
+		o, err := registry.Original((*mocked).M)
+		return func(x int) int { return o(m, x) }, err
+	},
+	"tiny-wide": func() (func(int) int, error) {
+		fl := &flags{b: 200}
+		o, err := registry.Original((*flags).high)
+		return func(x int) int { return 1000*x + int(o(fl)) }, err
+	},
+	"tiny-less": func() (func(int) int, error) {
+		o, err := registry.Original(less)
+		return func(x int) int { return 10*x + b2i(o(x, x+1)) }, err
+	},
+	"tiny-nil-check": func() (func(int) int, error) {
+		p := &nilable{n: 7}
+		o, err := registry.Original((*nilable).ok)
+		return func(x int) int { return 10*x + b2i(o(p)) }, err
+	},
 }
 
 func wrap(f func(int) int, err error) (func(int) int, error) { return f, err }

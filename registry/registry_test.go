@@ -87,6 +87,7 @@ func TestShapesRedirectRetargetReset(t *testing.T) {
 		"leafRet": "entry-jump", "leafZero": "punned-jump", "leafInc": "punned-jump", "leafField": "prefixed-jump",
 		"standard": "punned-jump", "mediumFrame": "entry-jump", "hugeFrame": "prefixed-jump", "hugeFrameHigh": "past-scratch",
 		"nopFirst": "past-nop", "pushFirst": "past-push-rbp", "Add": "punned-jump",
+		"M": "evict-jump", "less": "evict-jump", "ok": "evict-jump", "high": "evict-jump",
 	}
 	for k, v := range want {
 		switch {
@@ -317,12 +318,19 @@ func usesSmallInlined(xs []int) (n int) {
 	return n
 }
 
-// residue has the shape of the residue in docs/design.md section 3:
-// add rbx,[rax]; mov rax,rbx; ret. Every rel32 its bytes allow falls below
-// address 0 in a non-PIE binary.
+// farField puts v at 0x1f8: a load of it has a disp32 of f8 01 00 00.
+type farField struct {
+	_ [0x1f8]byte
+	v int
+}
+
+// residue stays in the tiny-leaf residue: mov rcx,[rax]; mov rax,[rcx+0x1f8];
+// ret. The second instruction's bytes make every entry jump's window (0-2
+// prefixes) negative in a non-PIE binary, and a load cannot be evicted (a
+// nil fault in a relay page would crash instead of panicking).
 //
 //go:noinline
-func residue(a *acc, x int) int { return a.base + x }
+func residue(p **farField) int { return (*p).v }
 
 // spin loops back to its own entry: a goroutine in the loop would re-enter
 // through the patch mid-call.
@@ -331,6 +339,12 @@ func residue(a *acc, x int) int { return a.base + x }
 func spin(p *int) {
 	for *p == 0 {
 	}
+}
+
+// residueOf calls residue on a farField holding v.
+func residueOf(v int) int {
+	f := &farField{v: v}
+	return residue(&f)
 }
 
 func TestRefusals(t *testing.T) {
@@ -368,7 +382,7 @@ func TestRefusals(t *testing.T) {
 		{"switchboard dispatch", func() error { return registry.Set(dispatch.SyncCores, dispatch.SyncCores) }, registry.ErrProtected, "dispatch.SyncCores", false},
 		{"switchboard unwind", func() error { return registry.Set(unwind.Name, unwind.Name) }, registry.ErrProtected, "unwind.Name", false},
 		{"inlined", func() error { return registry.Set(smallInlined, leafInc) }, registry.ErrInlined, "usesSmallInlined", false},
-		{"residue prologue", func() error { return registry.Set(residue, func(*acc, int) int { return 0 }) }, registry.ErrNoRelay, "residue", true},
+		{"residue prologue", func() error { return registry.Set(residue, func(**farField) int { return 0 }) }, registry.ErrNoRelay, "residue", true},
 		{"back-edge", func() error { return registry.Set(spin, func(*int) {}) }, registry.ErrUnpatchable, "spin", true},
 		{"call mode, return in padding", func() error {
 			return registry.SetWith(leafRet, leafInc, registry.WithMode(registry.CallMode))
@@ -405,7 +419,7 @@ func TestRefusals(t *testing.T) {
 			}
 		})
 	}
-	if leafInc(1) != 2 || leafRet(1) != 1 || residue(&acc{base: 1}, 1) != 2 {
+	if leafInc(1) != 2 || leafRet(1) != 1 || residueOf(2) != 2 {
 		t.Fatal("victims changed")
 	}
 }

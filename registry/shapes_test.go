@@ -98,13 +98,95 @@ type acc struct{ base int }
 //go:noinline
 func (a *acc) Add(x int) int { return helper(x) + a.base }
 
+// The tiny methods people mock (issue 8's residue): 7 bytes each, a 3-byte
+// instruction, a 3-byte one and ret. In a non-PIE binary every window of
+// the entry jump's pins lies below address 0, so their second instruction
+// is evicted (evict-jump).
+
+type mocked struct{ v int }
+
+//go:noinline
+func (t *mocked) M(x int) int { return t.v + x } // add rbx,[rax]; mov rax,rbx; ret
+
+//go:noinline
+func less(a, b int) bool { return a < b } // cmp rbx,rax; setg al; ret
+
+type nilable struct{ n int }
+
+//go:noinline
+func (p *nilable) ok() bool { return p != nil } // test rax,rax; setne al; ret
+
+// flags.high is the wide eviction's shape: movzx eax,[rax+0x38] (4 bytes);
+// and eax,-128 (3); ret. The second jump, at +4, runs to +9: the two jumps
+// are written as one aligned octoword (CMPXCHG16B). Its immediate 0x80
+// makes every plain window negative in a non-PIE binary.
+type flags struct {
+	_ [0x38]byte
+	b uint8
+}
+
+//go:noinline
+func (f *flags) high() int32 { return int32(f.b) & -128 }
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// tinyShapes are the three mocked methods as flip-storm shapes.
+func tinyShapes() []shape {
+	m := &mocked{v: 100}
+	p := &nilable{n: 7}
+	fl := &flags{b: 200}
+	return []shape{
+		{
+			name: "tiny-wide", tactic: "evict-jump",
+			call: func(x int) int { return 1000*x + int(fl.high()) },
+			set: setPair((*flags).high, func(f *flags) int32 { return 7 },
+				func(f *flags) int32 { return -int32(f.b) }),
+			reset: func() error { return registry.Reset((*flags).high) },
+			want:  func(x int) [3]int { return [3]int{1000*x + 128, 1000*x + 7, 1000*x - 200} },
+		},
+		{
+			name: "tiny-method-add", tactic: "evict-jump",
+			call: func(x int) int { return m.M(x) },
+			set: setPair((*mocked).M, func(t *mocked, x int) int { return t.v*2 + x },
+				func(t *mocked, x int) int { return x - t.v }),
+			reset: func() error { return registry.Reset((*mocked).M) },
+			want:  func(x int) [3]int { return [3]int{100 + x, 200 + x, x - 100} },
+		},
+		// A bool result has two values, so one call cannot tell three
+		// bodies apart: the second replacement agrees with the original
+		// on the storm's arguments, and these shapes show no crash and the
+		// patch taking effect; tiny-method-add checks the result.
+		{
+			name: "tiny-less", tactic: "evict-jump",
+			call: func(x int) int { return 10*x + b2i(less(x, x+1)) },
+			set: setPair(less, func(a, b int) bool { return a > b },
+				func(a, b int) bool { return a <= b }),
+			reset: func() error { return registry.Reset(less) },
+			want:  func(x int) [3]int { return [3]int{10*x + 1, 10 * x, 10*x + 1} },
+		},
+		{
+			name: "tiny-nil-check", tactic: "evict-jump",
+			call: func(x int) int { return 10*x + b2i(p.ok()) },
+			set: setPair((*nilable).ok, func(q *nilable) bool { return q == nil },
+				func(q *nilable) bool { return q.n == 7 }),
+			reset: func() error { return registry.Reset((*nilable).ok) },
+			want:  func(x int) [3]int { return [3]int{10*x + 1, 10 * x, 10*x + 1} },
+		},
+	}
+}
+
 // shapes lists one victim per prologue shape with its replacements.
 func shapes() []shape {
 	r := &rec{b: 17, n: 5}
 	k := 9
 	a := &acc{base: 1000}
 	var iface adder = a
-	return []shape{
+	return append([]shape{
 		{
 			name: "leaf-1-byte", tactic: "entry-jump",
 			call:  func(x int) int { return leafRet(x) },
@@ -184,7 +266,7 @@ func shapes() []shape {
 			reset: func() error { return registry.Reset((*acc).Add) },
 			want:  func(x int) [3]int { return [3]int{2*x + 1000, 2000 + x, 77 + x} },
 		},
-	}
+	}, tinyShapes()...)
 }
 
 // addTo has the method expression's signature, so its method value can

@@ -46,9 +46,33 @@ type odCase struct {
 	// text is the real text from the entry on, at least odWindow bytes:
 	// the function, its padding and whatever follows.
 	text []byte
+	// For an evict-jump patch: the second jump (5 bytes at evOff, to
+	// evAddr) and the stub there.
+	evOff  int
+	evJump []byte
+	evAddr uint64
+	evStub []byte
+	// evFirst is the length of the stub's first instruction (a branch is
+	// widened to rel32).
+	evFirst int
 }
 
-func (c odCase) end() int { return c.off + len(c.patch) }
+func (c odCase) end() int {
+	if c.evJump != nil {
+		return max(c.off+len(c.patch), c.evOff+len(c.evJump))
+	}
+	return c.off + len(c.patch)
+}
+
+// image is the window as a patched thread sees it.
+func (c odCase) image() []byte {
+	img := bytes.Clone(c.text[:odWindow])
+	copy(img[c.off:], c.patch)
+	if c.evJump != nil {
+		copy(img[c.evOff:], c.evJump)
+	}
+	return img
+}
 
 const (
 	// odWindow is how much text from the entry the linear pass sees: an
@@ -163,9 +187,13 @@ func objdumpCheck(bin, dir string, cases []odCase) (errs []error, boundaries int
 	}
 
 	// Pass 2: queries at the patch point and at each interior boundary.
+	// kind: "jmp" at the patch point, "" at an interior boundary,
+	// "evict" at an evicted boundary (a jmp to the stub), "stub" the
+	// stub's first instruction (against the original one) and "back" its
+	// jump back.
 	type query struct {
 		i, at int
-		jmp   bool
+		kind  string
 	}
 	var queries []query
 	for i, c := range cases {
@@ -182,20 +210,41 @@ func objdumpCheck(bin, dir string, cases []odCase) (errs []error, boundaries int
 				fail(i, "objdump cannot decode the original instruction at +%d", at)
 			}
 		}
-		queries = append(queries, query{i, c.off, true})
+		queries = append(queries, query{i, c.off, "jmp"})
+		evicted := c.evJump == nil
 		for at := c.off + 1; at < c.end() && at < c.size; at++ {
-			if starts[i][at].len != 0 {
-				queries = append(queries, query{i, at, false})
+			switch {
+			case starts[i][at].len == 0:
+			case c.evJump != nil && at == c.evOff:
+				evicted = true
+				queries = append(queries, query{i, at, "evict"}, query{i, at, "stub"})
+				text := starts[i][at].text
+				if n := c.evFirst; n < len(c.evStub) {
+					queries = append(queries, query{i, at, "back"})
+				} else if n != len(c.evStub) || !strings.HasPrefix(text, "ret") && !strings.HasPrefix(text, "jmp") {
+					fail(i, "stub % x holds only the %d-byte %q and no jump back", c.evStub, n, text)
+				}
+			default:
+				queries = append(queries, query{i, at, ""})
 			}
+		}
+		if !evicted {
+			fail(i, "eviction at +%d is not an instruction boundary for objdump", c.evOff)
 		}
 	}
 	var orig, patched []byte
 	for _, q := range queries {
 		c := cases[q.i]
-		img := bytes.Clone(c.text[:odWindow])
-		copy(img[c.off:], c.patch)
-		orig = append(append(orig, c.text[q.at:q.at+odMaxInst]...), odFiller(odQuerySlot-odMaxInst)...)
-		patched = append(append(patched, img[q.at:q.at+odMaxInst]...), odFiller(odQuerySlot-odMaxInst)...)
+		img := c.image()
+		o, p := c.text[q.at:q.at+odMaxInst], img[q.at:q.at+odMaxInst]
+		switch q.kind {
+		case "stub":
+			p = c.evStub
+		case "back":
+			p = c.evStub[c.evFirst:]
+		}
+		orig = append(append(orig, o...), odFiller(odQuerySlot-len(o))...)
+		patched = append(append(patched, p...), odFiller(odQuerySlot-len(p))...)
 	}
 	decoded := [2][]odInst{make([]odInst, len(queries)), make([]odInst, len(queries))}
 	var wg sync.WaitGroup
@@ -221,22 +270,62 @@ func objdumpCheck(bin, dir string, cases []odCase) (errs []error, boundaries int
 		if o.len == 0 || p.len == 0 {
 			return nil, 0, fmt.Errorf("pass 2 lost instruction sync at query %d (%s +%d)", n, c.name, q.at)
 		}
-		if q.jmp {
-			if err := checkObjdumpJump(c, p, odBase+uint64(n*odQuerySlot)); err != nil {
+		vma := odBase + uint64(n*odQuerySlot)
+		switch q.kind {
+		case "jmp":
+			if err := checkObjdumpJump(c, p, vma); err != nil {
 				fail(q.i, "%v", err)
 			}
 			continue
+		case "evict":
+			// The second jump, as a one-jump patch at the evicted boundary.
+			ec := odCase{name: c.name, entry: c.entry, off: c.evOff, patch: c.evJump, site: c.evAddr}
+			if err := checkObjdumpJump(ec, p, vma); err != nil {
+				fail(q.i, "eviction: %v", err)
+			}
+			continue
+		case "back":
+			// Seen from the stub: a jmp to the original's next boundary.
+			n := uint64(c.evFirst)
+			bc := odCase{name: c.name, entry: c.evAddr, off: int(n), patch: c.evStub[n:], site: c.entry + uint64(c.evOff) + uint64(o.len)}
+			if err := checkObjdumpJump(bc, p, vma); err != nil {
+				fail(q.i, "stub's jump back: %v", err)
+			}
+			continue
+		case "stub":
+			// A direct branch is re-encoded: the same mnemonic, and the
+			// same absolute target once each side's own address is put
+			// back in place of the query's.
+			if om, pm := odBranch.FindStringSubmatch(o.text), odBranch.FindStringSubmatch(p.text); om != nil || pm != nil {
+				boundaries++
+				var ot, pt uint64
+				if om != nil && pm != nil {
+					ot, _ = strconv.ParseUint(om[2], 16, 64)
+					pt, _ = strconv.ParseUint(pm[2], 16, 64)
+				}
+				if om == nil || pm == nil || om[1] != pm[1] || ot-vma+c.entry+uint64(c.evOff) != pt-vma+c.evAddr || p.len != c.evFirst {
+					fail(q.i, "stub of boundary +%d: %q (%d bytes), original %q", q.at, p.text, p.len, o.text)
+				}
+				continue
+			}
 		}
 		if o.len != starts[q.i][q.at].len {
 			return nil, 0, fmt.Errorf("%s +%d: objdump decodes %d bytes in the linear pass and %d from the boundary", c.name, q.at, starts[q.i][q.at].len, o.len)
 		}
 		boundaries++
 		if p != o {
-			fail(q.i, "boundary +%d: patched image decodes as %q (%d bytes), original as %q (%d bytes)", q.at, p.text, p.len, o.text, o.len)
+			where := "boundary"
+			if q.kind == "stub" {
+				where = "stub of boundary"
+			}
+			fail(q.i, "%s +%d: patched image decodes as %q (%d bytes), original as %q (%d bytes)", where, q.at, p.text, p.len, o.text, o.len)
 		}
 	}
 	return errs, boundaries, nil
 }
+
+// odBranch matches a direct jmp or jcc: mnemonic, target.
+var odBranch = regexp.MustCompile(`^(j[a-z]+) 0x([0-9a-f]+)$`)
 
 // odJump matches objdump's text for a direct jmp after optional prefixes:
 // "jmp 0x1234", "ds jmp 0x1234", "es ss rex.B jmp 0x1234".
@@ -336,6 +425,7 @@ func TestScanCompileObjdump(t *testing.T) {
 		kind string // "pin" or "site"
 	}
 	var ctl []control
+	evictions, stubCtl := 0, 0
 	for _, r := range rep.results {
 		p := r.patch
 		if p == nil {
@@ -343,11 +433,30 @@ func TestScanCompileObjdump(t *testing.T) {
 		}
 		c := odCase{name: r.fn.Name, entry: uint64(r.fn.Entry), size: r.fn.Size, off: p.Offset,
 			patch: p.Bytes, site: uint64(p.Site), text: text(uint64(r.fn.Entry), odWindow)}
+		if ev := p.Evict; ev != nil {
+			c.evOff, c.evJump, c.evAddr, c.evStub = ev.Offset, ev.Jump, uint64(ev.Addr), ev.Code
+			// Its first instruction's length, from the planner's side:
+			// objdump then checks the bytes either side of it.
+			c.evFirst = stubFirstLen(ev.Code)
+			evictions++
+		}
 		if c.text == nil {
 			t.Fatalf("%s %#x: no %d bytes of text at the entry", c.name, c.entry, odWindow)
 		}
 		cases = append(cases, c)
-		n := len(ctl)
+		if c.evJump != nil {
+			// Control: the stub's copy of the instruction corrupted.
+			if stubCtl < 5 {
+				stubCtl++
+				bad := c
+				bad.evStub = bytes.Clone(c.evStub)
+				bad.evStub[len(bad.evStub)-len(c.evStub)] ^= 0x08
+				ctl = append(ctl, control{len(cases), "stub"})
+				cases = append(cases, bad)
+			}
+			continue // its pins are shared with the second jump
+		}
+		n := len(ctl) - stubCtl
 		if n < 2*controls && p.Pins.Mask != 0 && n%2 == 0 {
 			bad := c
 			bad.patch = bytes.Clone(p.Bytes)
@@ -390,6 +499,8 @@ func TestScanCompileObjdump(t *testing.T) {
 			t.Errorf("control %s of %s %#x (patch % x, site %#x): objdump check accepted it", kind, c.name, c.entry, c.patch, c.site)
 		case ctrl && kind == "pin" && !strings.Contains(errs[i].Error(), "boundary"):
 			t.Errorf("control pin of %s: caught, but not at a boundary: %v", c.name, errs[i])
+		case ctrl && kind == "stub" && !strings.Contains(errs[i].Error(), "stub"):
+			t.Errorf("control stub of %s: caught, but not in the stub: %v", c.name, errs[i])
 		case ctrl:
 			caught++
 		case errs[i] != nil:
@@ -401,11 +512,11 @@ func TestScanCompileObjdump(t *testing.T) {
 	if bad > 20 {
 		t.Errorf("... and %d more patches objdump disagrees with", bad-20)
 	}
-	if caught != len(ctl) || len(ctl) < controls {
+	if caught != len(ctl) || len(ctl) < controls || evictions > 0 && stubCtl == 0 {
 		t.Errorf("caught %d of %d controls", caught, len(ctl))
 	}
-	t.Logf("objdump checked %d patched functions of %s (%d refused by the planner) and %d interior boundaries, caught %d of %d corrupted controls; scan %v, objdump %v (%v of objdump's CPU)",
-		len(cases)-len(ctl), path, len(rep.results)-(len(cases)-len(ctl)), boundaries, caught, len(ctl), scanned.Round(time.Millisecond), checked.Round(time.Millisecond), childCPU.Round(time.Millisecond))
+	t.Logf("objdump checked %d patched functions of %s (%d refused by the planner, %d evictions) and %d interior boundaries and stubs, caught %d of %d corrupted controls; scan %v, objdump %v (%v of objdump's CPU)",
+		len(cases)-len(ctl), path, len(rep.results)-(len(cases)-len(ctl)), evictions, boundaries, caught, len(ctl), scanned.Round(time.Millisecond), checked.Round(time.Millisecond), childCPU.Round(time.Millisecond))
 }
 
 // childrenCPU is the CPU time, user and system, of this process's finished
@@ -481,4 +592,13 @@ func TestObjdumpCheckRejects(t *testing.T) {
 			t.Logf("%s: %v", tt.name, errs[i])
 		}
 	}
+}
+
+// stubFirstLen is the length of an eviction stub's first instruction: the
+// whole stub for a ret or a jmp, else the stub less its 5-byte jump back.
+func stubFirstLen(code []byte) int {
+	if len(code) == 1 && code[0] == 0xC3 || len(code) == 5 && code[0] == 0xE9 {
+		return len(code)
+	}
+	return len(code) - 5
 }

@@ -281,6 +281,17 @@ type patchRow struct {
 	Pins     string `json:"pins"`
 	Site     string `json:"site"`
 	SiteHex  string `json:"site_hex"`
+	// Evict is the second jump and stub of an evict-jump patch.
+	Evict *evictRow `json:"evict,omitempty"`
+}
+
+// evictRow is an evicted instruction: the jump written at its offset
+// (inside patch_hex's rel32 and possibly past it) and the stub it leads to.
+type evictRow struct {
+	Offset  int    `json:"offset"`
+	JumpHex string `json:"jump_hex"`
+	Stub    string `json:"stub"`
+	StubHex string `json:"stub_hex"`
 }
 
 type refusalRow struct {
@@ -296,6 +307,10 @@ func (r scanResult) row() scanRow {
 		row.patchRow = &patchRow{
 			Tactic: p.Tactic.String(), Offset: p.Offset, PatchHex: hex.EncodeToString(written),
 			Pins: p.Pins.String(), Site: fmt.Sprintf("%#x", p.Site), SiteHex: hex.EncodeToString(p.SiteCode),
+		}
+		if ev := p.Evict; ev != nil {
+			row.patchRow.Evict = &evictRow{Offset: ev.Offset, JumpHex: hex.EncodeToString(ev.Jump),
+				Stub: fmt.Sprintf("%#x", ev.Addr), StubHex: hex.EncodeToString(ev.Code)}
 		}
 	} else {
 		row.refusalRow = &refusalRow{Refused: string(r.refusal.Reason), Detail: oneLine(r.refusal.Detail)}

@@ -113,6 +113,37 @@ type acc struct{ base int }
 //go:noinline
 func (a *acc) Add(x int) int { return helper(x) + a.base }
 
+// The tiny methods people mock: evicted in a non-PIE binary.
+
+type mocked struct{ v int }
+
+//go:noinline
+func (t *mocked) M(x int) int { return t.v + x }
+
+//go:noinline
+func less(a, b int) bool { return a < b }
+
+type nilable struct{ n int }
+
+//go:noinline
+func (p *nilable) ok() bool { return p != nil }
+
+// Wide eviction: the second jump runs past the entry's quadword.
+type flags struct {
+	_ [0x38]byte
+	b uint8
+}
+
+//go:noinline
+func (f *flags) high() int32 { return int32(f.b) & -128 }
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 type victim struct {
 	name       string // as List names it, without the package
 	call       func(x int) int
@@ -123,6 +154,7 @@ type victim struct {
 func victims() []victim {
 	r := &rec{b: 17, n: 5}
 	var iface adder = &acc{base: 1000}
+	m, p, fl := &mocked{v: 100}, &nilable{n: 7}, &flags{b: 200}
 	return []victim{
 		{"leafRet", func(x int) int { return leafRet(x) },
 			func() error { return registry.Set(leafRet, func(x int) int { return x + 1_000 }) },
@@ -168,6 +200,22 @@ func victims() []victim {
 			func() error { return registry.Set((*acc).Add, func(a *acc, x int) int { return a.base*2 + x }) },
 			func() error { return registry.Reset((*acc).Add) },
 			func(x int) int { return 2*x + 1000 }, func(x int) int { return 2000 + x }},
+		{"(*flags).high", func(x int) int { return 1000*x + int(fl.high()) },
+			func() error { return registry.Set((*flags).high, func(f *flags) int32 { return 7 }) },
+			func() error { return registry.Reset((*flags).high) },
+			func(x int) int { return 1000*x + 128 }, func(x int) int { return 1000*x + 7 }},
+		{"(*mocked).M", func(x int) int { return m.M(x) },
+			func() error { return registry.Set((*mocked).M, func(t *mocked, x int) int { return t.v*2 + x }) },
+			func() error { return registry.Reset((*mocked).M) },
+			func(x int) int { return 100 + x }, func(x int) int { return 200 + x }},
+		{"less", func(x int) int { return b2i(less(x, x+1)) },
+			func() error { return registry.Set(less, func(a, b int) bool { return a > b }) },
+			func() error { return registry.Reset(less) },
+			func(x int) int { return 1 }, func(x int) int { return 0 }},
+		{"(*nilable).ok", func(x int) int { return b2i(p.ok()) },
+			func() error { return registry.Set((*nilable).ok, func(q *nilable) bool { return q == nil }) },
+			func() error { return registry.Reset((*nilable).ok) },
+			func(x int) int { return 1 }, func(x int) int { return 0 }},
 	}
 }
 

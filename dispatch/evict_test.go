@@ -1,0 +1,108 @@
+package dispatch
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+// TestFitEvict drives the eviction tactic's fitter alone: which second
+// instructions it evicts, which it refuses and why, the pins of the first
+// jump, and when the two jumps need an octoword.
+func TestFitEvict(t *testing.T) {
+	pad := func(entry uintptr, code ...byte) Func {
+		b := append([]byte{}, code...)
+		for len(b) < 32 {
+			b = append(b, 0xCC)
+		}
+		return Func{Name: "f", Entry: entry, Size: len(code), Bytes: b}
+	}
+	cases := []struct {
+		name  string
+		fn    Func
+		n     int    // prefixes
+		pins  string // the first jump's pins, or "" when refused
+		why   string // part of the refusal
+		wide  bool   // the second jump runs past +8
+		evict int
+		// noStub: the stub has no window in a non-PIE image (bytes kept
+		// under the second jump pin its rel32 negative).
+		noStub bool
+	}{
+		{"setne after test", pad(0x401000, 0x48, 0x85, 0xc0, 0x0f, 0x95, 0xc0, 0xc3), 0, "xxe9xxxx", "", false, 3, false},
+		// ret at b: pinned nowhere but the E9; the stub is the ret.
+		{"ret at +3", pad(0x401000, 0x48, 0x89, 0xd8, 0xc3), 0, "xxe9xxxx", "", false, 3, false},
+		// xor eax,eax (2 bytes): the second jump [2,7) keeps nop and ret
+		// at +5 and +6, its rel32's top bytes: c3 90 is negative.
+		{"b=2, nop and ret kept", pad(0x401000, 0x31, 0xc0, 0x48, 0x89, 0xd8, 0x90, 0xc3), 0, "xxxxe9xx", "", false, 2, true},
+		{"wide: and at +4", pad(0x401000, 0x0f, 0xb6, 0x40, 0x38, 0x83, 0xe0, 0x80, 0xc3), 1, "xxe9xxxx", "", true, 4, false},
+		{"wide needs a 16-byte aligned entry", pad(0x401008, 0x0f, 0xb6, 0x40, 0x38, 0x83, 0xe0, 0x80, 0xc3), 1, "", "aligned 8 bytes", false, 0, false},
+		{"entry not 8-byte aligned", pad(0x401004, 0x48, 0x85, 0xc0, 0x0f, 0x95, 0xc0, 0xc3), 0, "", "aligned", false, 0, false},
+		{"a load at b", pad(0x401000, 0x48, 0x8b, 0x08, 0x48, 0x8b, 0x01, 0xc3), 0, "", "accesses memory", false, 0, false},
+		{"a store at b", pad(0x401000, 0x31, 0xc0, 0xc6, 0x00, 0x00, 0xc3), 0, "", "accesses memory", false, 0, false},
+		{"a call at b", pad(0x401000, 0x48, 0x89, 0xd8, 0xe8, 0, 0, 0, 0, 0xc3), 0, "", "a call", false, 0, false},
+		{"RIP-relative at b", pad(0x401000, 0x48, 0x89, 0xd8, 0x48, 0x8d, 0x05, 0, 0, 0, 0, 0xc3), 0, "", "PC-relative", false, 0, false},
+		{"push at b", pad(0x401000, 0x48, 0x89, 0xd8, 0x53, 0x5b, 0xc3), 0, "", "moves SP", false, 0, false},
+		// push rbp first: the stub would run with the frame's SP.
+		{"first instruction moves SP", pad(0x401000, 0x55, 0x48, 0x89, 0xe5, 0x5d, 0xc3), 0, "", "moves SP", false, 0, false},
+		// The first instruction covers the whole jump: nothing to evict.
+		{"no boundary inside", pad(0x401000, 0x48, 0x8b, 0x44, 0x24, 0x08, 0xc3), 0, "", "not inside", false, 0, false},
+		// A jmp at b is evicted: its stub is re-encoded, not copied.
+		{"jmp at b", pad(0x401000, 0x84, 0x00, 0xe9, 0x19, 0xb4, 0xf2, 0xff), 0, "xxxxe9xx", "", false, 2, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.wide && !wideOK() {
+				t.Skip("no CMPXCHG16B on this CPU: no wide evictions")
+			}
+			pro, err := decodeAll(tc.fn, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := pro.fitEvict(SiteMode, tc.fn.Entry, tc.n)
+			if tc.pins == "" {
+				var re *RefusalError
+				if err == nil || !errors.As(err, &re) || !errors.Is(err, ErrUnpatchable) || !strings.Contains(re.Detail, tc.why) {
+					t.Fatalf("got %+v, %v; want a refusal with %q", c, err, tc.why)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.tactic != EvictJump || c.evict != tc.evict || c.pins.String() != tc.pins {
+				t.Fatalf("tactic %v, evicts +%d, pins %v; want evict-jump, +%d, %s", c.tactic, c.evict, c.pins, tc.evict, tc.pins)
+			}
+			// Plan it alone in a non-PIE image and check what comes out.
+			pl := NewPlanner(&Simulated{Taken: []Range{{0x400000, 0x3000000}}}, fakeDispatcher, fakeCallDispatcher)
+			rel1, ok := c.pins.Next(0x05000000)
+			if !ok {
+				t.Fatalf("pins %v allow no rel32 above 0x05000000", c.pins)
+			}
+			ev, err := pl.placeEviction(tc.fn, c, rel1)
+			if tc.noStub {
+				if err == nil || !strings.Contains(err.Error(), "eviction stub") {
+					t.Fatalf("stub at %#x, %v; want no window for it", ev.Addr, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if wide := tc.evict+5 > 8; wide != tc.wide {
+				t.Fatalf("second jump ends at +%d: wide %v, want %v", tc.evict+5, wide, tc.wide)
+			}
+			if ev.Offset != tc.evict || len(ev.Jump) != 5 || ev.Jump[0] != 0xE9 {
+				t.Fatalf("eviction %+v", ev)
+			}
+			// The bytes the jumps share: the second jump's rel32 starts
+			// with the first one's bytes past b.
+			n := len(c.prefix)
+			for a := tc.evict + 1; a < n+5; a++ {
+				if got, want := ev.Jump[a-tc.evict], byte(uint32(rel1)>>(8*uint(a-n-1))); got != want {
+					t.Fatalf("shared byte +%d: second jump has %#x, first %#x", a, got, want)
+				}
+			}
+		})
+	}
+}
