@@ -3,8 +3,9 @@
 package dispatch
 
 import (
-	"sync"
 	"unsafe"
+
+	"golang.org/x/sys/cpu"
 )
 
 // cas16 compares the 16-byte aligned octoword at addr with old and, if
@@ -14,9 +15,6 @@ import (
 //go:noescape
 func cas16(addr unsafe.Pointer, oldLo, oldHi, newLo, newHi uint64) bool
 
-// hasCX16 reports CPUID.01H:ECX.CX16, the CMPXCHG16B instruction.
-func hasCX16() bool
-
 // wideOK reports whether patches may span an aligned octoword (16 bytes)
 // here: only where CMPXCHG16B exists.
-var wideOK = sync.OnceValue(hasCX16)
+func wideOK() bool { return cpu.X86.HasCX16 }

@@ -90,7 +90,7 @@ func runScan(args []string) error {
 // sharedBase is where scan places a shared object (a Go plugin, a c-shared
 // library): the loader maps one high, near 0x7f0000000000 on x86-64 Linux,
 // never at its link-time address 0, where no relay page could sit below it.
-const sharedBase = 0x7f0000000000
+const sharedBase uint64 = 0x7f0000000000
 
 // scanBinary plans every function of the ELF binary at path, against a
 // paper address space holding its load segments: an executable (PIE too)
@@ -136,7 +136,8 @@ func scanBias(path string) (uintptr, error) {
 			return 0, nil // a PIE executable
 		}
 	}
-	return sharedBase, nil
+	base := sharedBase // a variable: on a 32-bit host (where scan plans nothing) it truncates
+	return uintptr(base), nil
 }
 
 // scanSelf plans every function of the running binary at its load address,
