@@ -274,3 +274,108 @@ func TestCallDispatcherRules(t *testing.T) {
 	runtime.KeepAlive(b)
 	runtime.KeepAlive(route)
 }
+
+// closure2 is the funcval of a func(int, int) int capturing one int.
+type closure2 struct {
+	code uintptr
+	k    int
+}
+
+func via2(fv *closure2) func(int, int) int {
+	var f func(int, int) int
+	*(*unsafe.Pointer)(unsafe.Pointer(&f)) = unsafe.Pointer(fv)
+	return f
+}
+
+func funcval2(f func(int, int) int) unsafe.Pointer { return *(*unsafe.Pointer)(unsafe.Pointer(&f)) }
+
+// TestDispatcherChecks drives every check of the table through a
+// hand-made site and a hand-made call-mode patch: each kind of guard (RAX,
+// RBX, RDX, the label word, a combination) alone, in front of a guard that
+// never holds, and behind one, with a global target and without; each
+// call that matches must run the guard's target, each that does not the
+// next guard's, the global target or the original (RDX kept).
+func TestDispatcherChecks(t *testing.T) {
+	const off = 8 // g's second word: its stack's upper bound, per goroutine
+	SetLabelOffset(off)
+	defer SetLabelOffset(0)
+	mine := gWord(off)
+	for _, mode := range []string{"site", "call"} {
+		route := new(Route)
+		var code uintptr
+		if mode == "site" {
+			code = handSite(t, route)
+		} else {
+			code = handCallSite(t, route)
+		}
+		// The original reads its k through RDX: x*100 + y + k.
+		orig := func(k int) func(int, int) int { return func(x, y int) int { return x*100 + y + k } }(1000)
+		route.SetOriginal(*(*uintptr)(funcval2(orig)))
+		ca, cb := &closure2{code: code, k: 7}, &closure2{code: code, k: 9}
+		callA, callB := via2(ca), via2(cb)
+		target := func(x, y int) int { return -(x*100 + y) }
+		global := func(x, y int) int { return 1 << 20 }
+		never := Guard{RAX: 999, Target: funcval2(func(int, int) int { return 999 })}
+		type call struct {
+			f     func(int, int) int
+			k     int // the k f's original reads through RDX
+			x, y  int
+			miss  bool // what follows the guard, rather than its target
+			other bool // called on another goroutine
+		}
+		kinds := []struct {
+			name  string
+			g     Guard
+			calls []call
+		}{
+			{"RAX", Guard{RAX: 3}, []call{{callA, 7, 3, 5, false, false}, {callA, 7, 4, 5, true, false}}},
+			{"RBX", Guard{RBX: 5}, []call{{callA, 7, 3, 5, false, false}, {callA, 7, 3, 6, true, false}}},
+			{"RDX", Guard{RDX: uintptr(unsafe.Pointer(cb))}, []call{{callB, 9, 3, 5, false, false}, {callA, 7, 3, 5, true, false}}},
+			{"label", Guard{Label: mine}, []call{{callA, 7, 3, 5, false, false}, {callA, 7, 3, 5, true, true}}},
+			{"all", Guard{RAX: 3, RBX: 5, RDX: uintptr(unsafe.Pointer(cb)), Label: mine}, []call{
+				{callB, 9, 3, 5, false, false}, {callB, 9, 3, 6, true, false}, {callB, 9, 4, 5, true, false},
+				{callA, 7, 3, 5, true, false}, {callB, 9, 3, 5, true, true},
+			}},
+		}
+		for _, k := range kinds {
+			g := k.g
+			g.Target = funcval2(target)
+			for _, layout := range []string{"alone", "first", "second"} {
+				gs := map[string][]Guard{"alone": {g}, "first": {g, never}, "second": {never, g}}[layout]
+				for _, withGlobal := range []bool{false, true} {
+					if withGlobal {
+						route.Store(funcval2(global))
+					} else {
+						route.Store(nil)
+					}
+					route.SetGuards(gs)
+					for _, c := range k.calls {
+						want := target(c.x, c.y)
+						switch {
+						case c.miss && withGlobal:
+							want = global(c.x, c.y)
+						case c.miss:
+							want = c.x*100 + c.y + c.k
+						}
+						var got int
+						if c.other {
+							done := make(chan int)
+							go func() { done <- c.f(c.x, c.y) }()
+							got = <-done
+						} else {
+							got = c.f(c.x, c.y)
+						}
+						if got != want {
+							t.Errorf("%s mode, %s guard %s, global %v: f(%d, %d) (other goroutine %v) = %d, want %d",
+								mode, k.name, layout, withGlobal, c.x, c.y, c.other, got, want)
+						}
+					}
+				}
+			}
+		}
+		route.SetGuards(nil)
+		runtime.KeepAlive(ca)
+		runtime.KeepAlive(cb)
+		runtime.KeepAlive(route)
+	}
+}

@@ -45,6 +45,7 @@ func stormEnv(t *testing.T) func() {
 func TestGuardStorm(t *testing.T) {
 	c := &counter{n: 4}
 	a := makeAdder(5)
+	li, lm := &list[int]{n: 1}, &list[myInt]{n: 2}
 	shapes := []shape{
 		{
 			name: "goroutine-tree", tactic: "punned-jump",
@@ -78,6 +79,23 @@ func TestGuardStorm(t *testing.T) {
 			set:   setPair(double[int], func(x int) int { return -x }, func(x int) int { return -x - 5000 }),
 			reset: func() error { return registry.Reset(double[int]) },
 			want:  func(x int) [3]int { return [3]int{2 * x, -x, -x - 5000} },
+		},
+		{
+			// A method of a generic type: the guard compares RBX. Every
+			// call also checks that list[myInt], which shares the shape,
+			// keeps its code.
+			name: "method-instantiation", tactic: "",
+			call: func(x int) int {
+				if got := lm.size(7, x); got != 2*x+2 {
+					return -1 << 40 // wrong for every x
+				}
+				return li.size(7, x)
+			},
+			set: setPair((*list[int]).size,
+				func(l *list[int], v, x int) int { return -(x*1000 + v*10 + l.n) },
+				func(l *list[int], v, x int) int { return -(x*1000 + v*10 + l.n) - 5000 }),
+			reset: func() error { return registry.Reset((*list[int]).size) },
+			want:  func(x int) [3]int { return [3]int{2*x + 1, -(x*1000 + 71), -(x*1000 + 71) - 5000} },
 		},
 		{
 			name: "closure", tactic: "punned-jump",
