@@ -116,7 +116,9 @@ original:
 //           tail says: jump to the next entry's check with R12 = that
 //           entry, or, for the last guard, what the terminator after it
 //           says (its global target, or its original with RDX kept).
-// Clobbers: R12, R13 (the label and CONDS checks), RDX on a match, flags.
+// Clobbers: R12, R13 (the label and CONDS checks), RDX on a match, flags;
+//           on a match of a dictionary guard whose target is an adapter,
+//           the argument registers the adapter would move (see H_DROPRBX).
 // One check per kind of guard and kind of tail: a guard of one condition
 // costs one compare, and the last guard reads the terminator itself, so
 // that a call takes one indirect jump whether it matches or not.
@@ -145,35 +147,64 @@ original:
 	MOVQ	(entry__size+entry_rdx)(R12), R12; \
 	RET
 
-// CHECK defines the check NAME of condition COND with tail TAIL. A match
-// falls through: a matching call takes no branch after the dispatcher's
-// indirect jump.
-#define CHECK(NAME, COND, TAIL) \
+// The hits: where a match goes. H_TARGET runs the target. H_DROPRAX and
+// H_DROPRBX run a target that is a dictionary adapter (dict_amd64.s) for
+// the replacement in its second word: they do the adapter's work, moving
+// the integer arguments after the dictionary down one register, and go to
+// the replacement straight away, which saves the adapter's jump.
+#define H_TARGET \
+	MOVQ	entry_target(R12), DX; \
+	MOVQ	0(DX), R12; \
+	RET
+#define H_DROPRAX \
+	MOVQ	BX, AX; \
+	H_DROPRBX
+#define H_DROPRBX \
+	MOVQ	CX, BX; \
+	MOVQ	DI, CX; \
+	MOVQ	SI, DI; \
+	MOVQ	R8, SI; \
+	MOVQ	R9, R8; \
+	MOVQ	R10, R9; \
+	MOVQ	R11, R10; \
+	MOVQ	entry_target(R12), DX; \
+	MOVQ	dictFuncval_impl(DX), DX; \
+	MOVQ	0(DX), R12; \
+	RET
+
+// CHECK defines the check NAME of condition COND with hit HIT and tail
+// TAIL. A match falls through: a matching call takes no branch after the
+// dispatcher's indirect jump.
+#define CHECK(NAME, COND, HIT, TAIL) \
 	TEXT NAME(SB), NOSPLIT|NOFRAME, $0-0; \
 	PCALIGN	$64; \
 	COND(miss); \
 hit: \
-	MOVQ	entry_target(R12), DX; \
-	MOVQ	0(DX), R12; \
-	RET; \
+	HIT; \
 miss: \
 	TAIL
 
-CHECK(·dispatcherRAX, C_RAX, T_NEXT)
-CHECK(·dispatcherRAXGlobal, C_RAX, T_GLOBAL)
-CHECK(·dispatcherRAXOriginal, C_RAX, T_ORIGINAL)
-CHECK(·dispatcherRBX, C_RBX, T_NEXT)
-CHECK(·dispatcherRBXGlobal, C_RBX, T_GLOBAL)
-CHECK(·dispatcherRBXOriginal, C_RBX, T_ORIGINAL)
-CHECK(·dispatcherRDX, C_RDX, T_NEXT)
-CHECK(·dispatcherRDXGlobal, C_RDX, T_GLOBAL)
-CHECK(·dispatcherRDXOriginal, C_RDX, T_ORIGINAL)
-CHECK(·dispatcherLabel, C_LABEL, T_NEXT)
-CHECK(·dispatcherLabelGlobal, C_LABEL, T_GLOBAL)
-CHECK(·dispatcherLabelOriginal, C_LABEL, T_ORIGINAL)
-CHECK(·dispatcherAll, C_ALL, T_NEXT)
-CHECK(·dispatcherAllGlobal, C_ALL, T_GLOBAL)
-CHECK(·dispatcherAllOriginal, C_ALL, T_ORIGINAL)
+CHECK(·dispatcherRAX, C_RAX, H_TARGET, T_NEXT)
+CHECK(·dispatcherRAXGlobal, C_RAX, H_TARGET, T_GLOBAL)
+CHECK(·dispatcherRAXOriginal, C_RAX, H_TARGET, T_ORIGINAL)
+CHECK(·dispatcherRBX, C_RBX, H_TARGET, T_NEXT)
+CHECK(·dispatcherRBXGlobal, C_RBX, H_TARGET, T_GLOBAL)
+CHECK(·dispatcherRBXOriginal, C_RBX, H_TARGET, T_ORIGINAL)
+CHECK(·dispatcherRDX, C_RDX, H_TARGET, T_NEXT)
+CHECK(·dispatcherRDXGlobal, C_RDX, H_TARGET, T_GLOBAL)
+CHECK(·dispatcherRDXOriginal, C_RDX, H_TARGET, T_ORIGINAL)
+CHECK(·dispatcherLabel, C_LABEL, H_TARGET, T_NEXT)
+CHECK(·dispatcherLabelGlobal, C_LABEL, H_TARGET, T_GLOBAL)
+CHECK(·dispatcherLabelOriginal, C_LABEL, H_TARGET, T_ORIGINAL)
+CHECK(·dispatcherAll, C_ALL, H_TARGET, T_NEXT)
+CHECK(·dispatcherAllGlobal, C_ALL, H_TARGET, T_GLOBAL)
+CHECK(·dispatcherAllOriginal, C_ALL, H_TARGET, T_ORIGINAL)
+CHECK(·dispatcherDropRAX, C_RAX, H_DROPRAX, T_NEXT)
+CHECK(·dispatcherDropRAXGlobal, C_RAX, H_DROPRAX, T_GLOBAL)
+CHECK(·dispatcherDropRAXOriginal, C_RAX, H_DROPRAX, T_ORIGINAL)
+CHECK(·dispatcherDropRBX, C_RBX, H_DROPRBX, T_NEXT)
+CHECK(·dispatcherDropRBXGlobal, C_RBX, H_DROPRBX, T_GLOBAL)
+CHECK(·dispatcherDropRBXOriginal, C_RBX, H_DROPRBX, T_ORIGINAL)
 
 // dispatcherGlobal: a terminator with a global target, reached only when
 // a table holds no guard.
@@ -271,6 +302,18 @@ TEXT ·fillCheckPCs(SB), NOSPLIT, $0-8
 	MOVQ	BX, ((const_checkAll*const_numTails+const_tailGlobal)*8)(AX)
 	LEAQ	·dispatcherAllOriginal(SB), BX
 	MOVQ	BX, ((const_checkAll*const_numTails+const_tailOriginal)*8)(AX)
+	LEAQ	·dispatcherDropRAX(SB), BX
+	MOVQ	BX, ((const_checkDropRAX*const_numTails+const_tailNext)*8)(AX)
+	LEAQ	·dispatcherDropRAXGlobal(SB), BX
+	MOVQ	BX, ((const_checkDropRAX*const_numTails+const_tailGlobal)*8)(AX)
+	LEAQ	·dispatcherDropRAXOriginal(SB), BX
+	MOVQ	BX, ((const_checkDropRAX*const_numTails+const_tailOriginal)*8)(AX)
+	LEAQ	·dispatcherDropRBX(SB), BX
+	MOVQ	BX, ((const_checkDropRBX*const_numTails+const_tailNext)*8)(AX)
+	LEAQ	·dispatcherDropRBXGlobal(SB), BX
+	MOVQ	BX, ((const_checkDropRBX*const_numTails+const_tailGlobal)*8)(AX)
+	LEAQ	·dispatcherDropRBXOriginal(SB), BX
+	MOVQ	BX, ((const_checkDropRBX*const_numTails+const_tailOriginal)*8)(AX)
 	LEAQ	·dispatcherGlobal(SB), BX
 	MOVQ	BX, (const_checkGlobal*8)(AX)
 	LEAQ	·dispatcherOriginal(SB), BX

@@ -64,6 +64,8 @@ const (
 	checkRDX
 	checkLabel
 	checkAll
+	checkDropRAX // RAX, and a target that is DropDictionary's adapter at 0
+	checkDropRBX // RBX, and the adapter at 1
 	numKinds
 )
 
@@ -85,13 +87,26 @@ const (
 var checks = checkPCs()
 
 // checkOf is the check of g with tail: by its one condition, or checkAll.
+// A guard of one dictionary register whose target is DropDictionary's
+// adapter for that register gets the check that does the adapter's work
+// itself and runs the replacement directly.
 func checkOf(g Guard, tail int) uintptr {
 	kind := checkAll
+	var code uintptr
+	if g.Target != nil {
+		code = *(*uintptr)(g.Target)
+	}
 	switch {
 	case g.RBX == 0 && g.RDX == 0 && g.Label == 0 && g.RAX != 0:
 		kind = checkRAX
+		if code != 0 && code == dropDictionaryPC() {
+			kind = checkDropRAX
+		}
 	case g.RAX == 0 && g.RDX == 0 && g.Label == 0 && g.RBX != 0:
 		kind = checkRBX
+		if code != 0 && code == dropDictionaryRBXPC() {
+			kind = checkDropRBX
+		}
 	case g.RAX == 0 && g.RBX == 0 && g.Label == 0 && g.RDX != 0:
 		kind = checkRDX
 	case g.RAX == 0 && g.RBX == 0 && g.RDX == 0 && g.Label != 0:

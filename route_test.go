@@ -379,3 +379,69 @@ func TestDispatcherChecks(t *testing.T) {
 		runtime.KeepAlive(route)
 	}
 }
+
+// TestDispatcherDropChecks: a dictionary guard whose target is
+// DropDictionary's adapter runs the replacement with the dictionary
+// dropped, in site mode (where the check does the adapter's work) and in
+// call mode (through the adapter), alone and among other guards; a call
+// with another dictionary runs what follows the guard, with every
+// argument where it was.
+func TestDispatcherDropChecks(t *testing.T) {
+	const dict = 0xD1C7
+	for _, mode := range []string{"site", "call"} {
+		route := new(Route)
+		var code uintptr
+		if mode == "site" {
+			code = handSite(t, route)
+		} else {
+			code = handCallSite(t, route)
+		}
+		// The originals of a method (receiver, dictionary, two arguments)
+		// and of a function (dictionary, two arguments), each reading k
+		// from its closure context.
+		origM := func(k int) func(r, d, a, b int) int {
+			return func(r, d, a, b int) int { return r*1000000 + d + a*100 + b + k }
+		}(7)
+		origF := func(k int) func(d, a, b int) int {
+			return func(d, a, b int) int { return d*1000 + a*100 + b + k }
+		}(7)
+		fv := &closure2{code: code, k: 7}
+		var method func(r, d, a, b int) int
+		*(*unsafe.Pointer)(unsafe.Pointer(&method)) = unsafe.Pointer(fv)
+		var fn func(d, a, b int) int // a generic function: the dictionary first
+		*(*unsafe.Pointer)(unsafe.Pointer(&fn)) = unsafe.Pointer(fv)
+
+		implM := func(r, a, b int) int { return -(r*10000 + a*100 + b) }
+		implF := func(a, b int) int { return -(a*100 + b) }
+		never := Guard{RDX: 1, Target: funcval2(func(int, int) int { return 999 })}
+		for _, k := range []struct {
+			name      string
+			orig      uintptr
+			g         Guard
+			hit, miss func() int
+			want      int
+			missWant  int
+		}{
+			{"RBX", **(**uintptr)(unsafe.Pointer(&origM)), Guard{RBX: dict, Target: DropDictionary(*(*unsafe.Pointer)(unsafe.Pointer(&implM)), 1)},
+				func() int { return method(3, dict, 4, 5) }, func() int { return method(3, dict+1, 4, 5) },
+				-30405, 3000000 + dict + 1 + 405 + 7},
+			{"RAX", **(**uintptr)(unsafe.Pointer(&origF)), Guard{RAX: dict, Target: DropDictionary(*(*unsafe.Pointer)(unsafe.Pointer(&implF)), 0)},
+				func() int { return fn(dict, 4, 5) }, func() int { return fn(dict+1, 4, 5) },
+				-405, (dict+1)*1000 + 405 + 7},
+		} {
+			route.SetOriginal(k.orig)
+			for _, layout := range []string{"alone", "first", "second"} {
+				route.SetGuards(map[string][]Guard{"alone": {k.g}, "first": {k.g, never}, "second": {never, k.g}}[layout])
+				if got := k.hit(); got != k.want {
+					t.Errorf("%s mode, %s guard %s: hit = %d, want %d", mode, k.name, layout, got, k.want)
+				}
+				if got := k.miss(); got != k.missWant {
+					t.Errorf("%s mode, %s guard %s: miss = %d, want %d", mode, k.name, layout, got, k.missWant)
+				}
+			}
+		}
+		route.SetGuards(nil)
+		runtime.KeepAlive(fv)
+		runtime.KeepAlive(route)
+	}
+}

@@ -130,6 +130,32 @@ func loopGuardTree(n int) (s int) {
 	return s
 }
 
+// gen's methods are patched per instantiation: gen[int] and gen[myInt]
+// share a shape function, whose guard compares the dictionary in RBX.
+type gen[T any] struct{ _ T }
+
+//go:noinline
+func (*gen[T]) victim(x int) int { return x*3 + 1 }
+
+var gi = &gen[int]{}
+
+//go:noinline
+func loopGuardGeneric(n int) (s int) {
+	for i := range n {
+		s += gi.victim(i)
+	}
+	return s
+}
+
+// genImpl is target with gen[int].victim's signature.
+//
+//go:noinline
+func genImpl(_ *gen[int], x int) int { return x*3 + 1 }
+
+func genSetup() (func() error, error) {
+	return func() error { return registry.Reset((*gen[int]).victim) }, registry.Set((*gen[int]).victim, genImpl)
+}
+
 // guardImpl is target with the method's signature.
 //
 //go:noinline
@@ -176,6 +202,7 @@ var variants = []Variant{
 	{"guard: receiver, matches", guardSetup(false), loopGuardHit},
 	{"guard: receiver, falls through to the original", guardSetup(false), loopGuardMiss},
 	{"guard: goroutine tree, matches", guardSetup(true), loopGuardTree},
+	{"guard: generic method instantiation, matches", genSetup, loopGuardGeneric},
 }
 
 // Ratio times n calls of v and of the direct call, interleaved in chunks so

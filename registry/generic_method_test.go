@@ -96,6 +96,13 @@ func TestGenericMethods(t *testing.T) {
 	if got := lp2.size(pt2{1, 2}, 3); got != 50011 {
 		t.Errorf("outside the tree: %d, want 50011", got)
 	}
+	// A receiver in a float register: the dictionary comes first, in RAX.
+	defer registry.Reset(celsius[int].scale)
+	must(t, registry.Set(celsius[int].scale, func(c celsius[int], x int) float64 { return -float64(c) - float64(x) }))
+	if got, want := [2]float64{celsius[int](2.5).scale(4), celsius[myInt](2.5).scale(4)}, [2]float64{-6.5, 10}; got != want {
+		t.Errorf("celsius[int], celsius[myInt] = %v, want %v", got, want)
+	}
+
 	// Reset removes every patch of the instantiation, no other.
 	must(t, registry.Reset((*list[int]).size))
 	if got, want := all(), "7 16 7000 -3033 10 50011 7 10 -3023"; got != want {

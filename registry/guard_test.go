@@ -73,6 +73,12 @@ func (p pair[T]) first() T { return p.a }
 
 type sizer[T any] interface{ size(T, int) int }
 
+// celsius's receiver is passed in X0, so its dictionary comes in RAX.
+type celsius[T any] float64
+
+//go:noinline
+func (c celsius[T]) scale(x int) float64 { return float64(c) * float64(x) }
+
 // nine takes nine integer registers; with the dictionary, ten.
 //
 //go:noinline
