@@ -85,7 +85,10 @@
 //           the site, which jumps to R12.
 // Clobbers: R12, R13, RDX and flags only. Every other register, including
 //           the argument registers RAX RBX RCX RDI RSI R8-R11, X0-X14, g in
-//           R14 and zero in X15, belongs to the patched function's caller.
+//           R14 and zero in X15, belongs to the patched function's caller;
+//           the one exception is a match of a dictionary guard, whose check
+//           drops the dictionary from the integer argument registers as
+//           the guard's adapter would (H_DROPRBX).
 // No lock, no allocation, no call: the runtime treats a PC here (and in
 // the checks below) as assembly, never preempts it asynchronously, and
 // SIGPROF stops its unwind quietly at the site's return address. It

@@ -172,6 +172,7 @@ func funcName(s shape) string {
 		"leaf-1-byte": "leafRet", "leaf-3-byte": "leafZero", "leaf-4-byte": "leafInc", "leaf-5-byte": "leafField",
 		"stack-check": "standard", "stack-check-call-mode": "standard", "through-original": "standard", "medium-frame": "mediumFrame",
 		"huge-frame": "hugeFrame", "huge-frame-past-scratch": "hugeFrameHigh", "nop-first": "nopFirst", "push-rbp-first": "pushFirst", "method-via-interface": "Add",
-		"goroutine-tree": "stormTree", "receiver": "(*counter).get", "instantiation": "double[go.shape.int]", "method-instantiation": "(*list[go.shape.int]).size", "closure": "makeAdder.func1",
+		"goroutine-tree": "stormTree", "receiver": "(*counter).get", "instantiation": "double[go.shape.int]", "method-instantiation": "(*list[go.shape.int]).size",
+		"method-instantiation-struct": "b int }]).size", "closure": "makeAdder.func1",
 	}[s.name]
 }
