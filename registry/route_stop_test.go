@@ -126,8 +126,10 @@ func TestDispatcherStops(t *testing.T) {
 			}
 		}
 	}
-	if longest < 10 {
-		t.Fatalf("calls stopped at most %d instructions in: the stepping saw no dispatcher", longest)
+	// The entry's jump, the site and the dispatcher take 14 instructions
+	// up to the jump into the table; the check after it at least 3 more.
+	if longest < 17 {
+		t.Fatalf("calls stopped at most %d instructions in: the stepping saw no dispatcher, or none of its checks", longest)
 	}
 	t.Logf("%d stopped calls, up to %d instructions from the entry", trials, longest)
 }
