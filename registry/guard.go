@@ -191,7 +191,7 @@ func identity[F any](op string, fn F) (*record, scope, error) {
 			return nil, scope{}, &Error{Op: op, Func: f.Name, Entry: uintptr(entry), Err: err}
 		}
 		if !dictFits(t) {
-			return nil, scope{}, &Error{Op: op, Func: f.Name, Entry: uintptr(entry), Err: because(ErrGeneric, "with the dictionary in front, its arguments no longer all fit in registers, which a replacement of type %v needs", t)}
+			return nil, scope{}, &Error{Op: op, Func: f.Name, Entry: uintptr(entry), Err: because(ErrGeneric, "with the dictionary among them, its arguments no longer all fit in registers, which a replacement of type %v needs", t)}
 		}
 		rec, err := recordAt(op, unsafe.Add(entry, int(inst.shape)-int(uintptr(entry))), allowGeneric, t)
 		if err != nil {
