@@ -5,6 +5,7 @@ package switchboard
 import (
 	"encoding/binary"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"testing"
 	"unsafe"
@@ -289,6 +290,17 @@ func via2(fv *closure2) func(int, int) int {
 
 func funcval2(f func(int, int) int) unsafe.Pointer { return *(*unsafe.Pointer)(unsafe.Pointer(&f)) }
 
+// growStack uses about n KiB of stack.
+//
+//go:noinline
+func growStack(n int) byte {
+	var b [1024]byte
+	if n > 1 {
+		b[n%1024] = growStack(n - 1)
+	}
+	return b[n%1024]
+}
+
 // TestDispatcherChecks drives every check of the table through a
 // hand-made site and a hand-made call-mode patch: each kind of guard (RAX,
 // RBX, RDX, the label word, a combination) alone, in front of a guard that
@@ -299,6 +311,10 @@ func TestDispatcherChecks(t *testing.T) {
 	const off = 8 // g's second word: its stack's upper bound, per goroutine
 	SetLabelOffset(off)
 	defer SetLabelOffset(0)
+	// The word moves when the stack does: grow it now, and keep the
+	// garbage collector from shrinking it (-race frames are large).
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	growStack(64)
 	mine := gWord(off)
 	for _, mode := range []string{"site", "call"} {
 		route := new(Route)
