@@ -29,8 +29,35 @@ TEXT ·dropDictionary(SB), NOSPLIT|NOFRAME, $0-0
 	MOVQ	0(DX), R12
 	JMP	R12
 
+// dropDictionaryRBX is dropDictionary for a method of a generic type whose
+// receiver takes RAX (a pointer, or a one-word value): the shape method
+// takes the receiver in RAX, the dictionary in RBX and the arguments after
+// them, so the receiver stays and the registers after RBX move down one.
+// In:       RAX = the receiver; RBX = the dictionary; RCX RDI RSI R8-R11 =
+//           integer arguments; X0-X14 = float arguments; DX = this funcval.
+// Out:      jumps to impl's code with the receiver in RAX, the integer
+//           arguments in RBX RCX RDI RSI R8 R9 R10 and DX = impl.
+// Clobbers: R12; BX-R10 as above.
+TEXT ·dropDictionaryRBX(SB), NOSPLIT|NOFRAME, $0-0
+	MOVQ	CX, BX
+	MOVQ	DI, CX
+	MOVQ	SI, DI
+	MOVQ	R8, SI
+	MOVQ	R9, R8
+	MOVQ	R10, R9
+	MOVQ	R11, R10
+	MOVQ	8(DX), DX
+	MOVQ	0(DX), R12
+	JMP	R12
+
 // func dropDictionaryPC() uintptr
 TEXT ·dropDictionaryPC(SB), NOSPLIT, $0-8
 	LEAQ	·dropDictionary(SB), AX
+	MOVQ	AX, ret+0(FP)
+	RET
+
+// func dropDictionaryRBXPC() uintptr
+TEXT ·dropDictionaryRBXPC(SB), NOSPLIT, $0-8
+	LEAQ	·dropDictionaryRBX(SB), AX
 	MOVQ	AX, ret+0(FP)
 	RET

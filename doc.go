@@ -14,12 +14,15 @@
 //     is that stub's return address) runs the route's original.
 //  2. A route without guards runs its global target, or, when the target is
 //     nil, the original with the caller's RDX untouched.
-//  3. Otherwise the first guard whose non-zero conditions (RAX, RDX, the
-//     goroutine's label word) all hold, else as in 2.
+//  3. Otherwise the first guard whose non-zero conditions (RAX, RBX, RDX,
+//     the goroutine's label word) all hold, else as in 2.
 //
 // Each call is decided from one word of the route, Route.fast or the
 // immutable snapshot Route.table: reading the guards and the target apart
-// could mix two states that never held together.
+// could mix two states that never held together. Each entry of the table
+// names the code that checks it, one small function per kind of guard and
+// per what follows it, so the dispatcher jumps once into the table and a
+// guard of one condition costs one compare.
 //
 // It also holds originalCall, the Go-code entry of the func values that
 // registry.Original returns, which calls the trampoline in their second

@@ -23,9 +23,8 @@ type Route struct {
 	// common case is then one load.
 	fast unsafe.Pointer
 	// table is nil when calls run the original and there are no guards;
-	// otherwise a *Guard array: the guards, most specific first, ended by
-	// a terminator whose Target is nil, RAX the global target's funcval (0
-	// for the original) and RDX the original's code.
+	// otherwise a *entry array: the guards, most specific first, ended by
+	// a terminator (see entry).
 	table    unsafe.Pointer
 	original uintptr // code of the original: the entry, or the trampoline
 
@@ -33,6 +32,87 @@ type Route struct {
 	guards []Guard        // the guards in force, for Guards
 
 	mu sync.Mutex // serializes writers, so that fast and table follow the state
+}
+
+// An entry is one row of a route's table, as the dispatcher reads it: a
+// Guard and the code that checks it. The site-mode dispatcher jumps to
+// check with R12 = &entry; check compares the conditions of its kind and
+// on a match returns target's code, else jumps to the next entry's check.
+// A terminator ends every table: target nil, rax the global target's
+// funcval (0: none) and rdx the original's code; its check returns the
+// global target, or the original with the caller's RDX. The call-mode
+// dispatcher ignores check and tests every condition (a zero one always
+// holds) up to the terminator.
+type entry struct {
+	check                uintptr
+	rax, rbx, rdx, label uintptr
+	target               unsafe.Pointer
+}
+
+func entryOf(check uintptr, g Guard) entry {
+	return entry{check: check, rax: g.RAX, rbx: g.RBX, rdx: g.RDX, label: g.Label, target: g.Target}
+}
+
+// The checks, an index into checks: a kind of guard (one condition, the
+// common guards, compared with one instruction; or any combination) times
+// a tail (what a miss does: go on to the next entry, or, for the last
+// guard, what the terminator after it does), then the terminators' own,
+// for a table without guards.
+const (
+	checkRAX = iota
+	checkRBX
+	checkRDX
+	checkLabel
+	checkAll
+	checkDropRAX // RAX, and a target that is DropDictionary's adapter at 0
+	checkDropRBX // RBX, and the adapter at 1
+	numKinds
+)
+
+const (
+	tailNext = iota
+	tailGlobal
+	tailOriginal
+	numTails
+)
+
+const (
+	checkGlobal = numKinds*numTails + iota
+	checkOriginal
+	numChecks
+)
+
+// checks holds the code of each check (zero off amd64, where nothing
+// dispatches).
+var checks = checkPCs()
+
+// checkOf is the check of g with tail: by its one condition, or checkAll.
+// A guard of one dictionary register whose target is DropDictionary's
+// adapter for that register gets the check that does the adapter's work
+// itself and runs the replacement directly.
+func checkOf(g Guard, tail int) uintptr {
+	kind := checkAll
+	var code uintptr
+	if g.Target != nil {
+		code = *(*uintptr)(g.Target)
+	}
+	switch {
+	case g.RBX == 0 && g.RDX == 0 && g.Label == 0 && g.RAX != 0:
+		kind = checkRAX
+		if code != 0 && code == dropDictionaryPC() {
+			kind = checkDropRAX
+		}
+	case g.RAX == 0 && g.RDX == 0 && g.Label == 0 && g.RBX != 0:
+		kind = checkRBX
+		if code != 0 && code == dropDictionaryRBXPC() {
+			kind = checkDropRBX
+		}
+	case g.RAX == 0 && g.RBX == 0 && g.Label == 0 && g.RDX != 0:
+		kind = checkRDX
+	case g.RAX == 0 && g.RBX == 0 && g.RDX == 0 && g.Label != 0:
+		kind = checkLabel
+	}
+	return checks[kind*numTails+tail]
 }
 
 // Store sets the global target: fv points to a funcval (the data word of a
@@ -52,7 +132,20 @@ func (r *Route) publish() {
 	target := atomic.LoadPointer(&r.target)
 	var table unsafe.Pointer
 	if target != nil || len(r.guards) > 0 {
-		arr := append(slices.Clone(r.guards), Guard{RAX: uintptr(target), RDX: atomic.LoadUintptr(&r.original)})
+		last := entry{check: checks[checkOriginal], rax: uintptr(target), rdx: atomic.LoadUintptr(&r.original)}
+		tail := tailOriginal
+		if target != nil {
+			last.check, tail = checks[checkGlobal], tailGlobal
+		}
+		arr := make([]entry, 0, len(r.guards)+1)
+		for i, g := range r.guards {
+			t := tailNext
+			if i == len(r.guards)-1 {
+				t = tail // the last guard reads the terminator after it
+			}
+			arr = append(arr, entryOf(checkOf(g, t), g))
+		}
+		arr = append(arr, last)
 		table = unsafe.Pointer(&arr[0])
 	}
 	atomic.StorePointer(&r.table, table)
@@ -83,6 +176,7 @@ func (r *Route) Original() uintptr { return atomic.LoadUintptr(&r.original) }
 // call to take Target.
 type Guard struct {
 	RAX    uintptr        // receiver pointer, or generic dictionary: the first integer argument register
+	RBX    uintptr        // the second: the dictionary of a method whose receiver takes RAX
 	RDX    uintptr        // closure context (the funcval of one closure instance)
 	Label  uintptr        // the goroutine's profiler-label word (goroutine-tree scope)
 	Target unsafe.Pointer // *funcval the call goes to

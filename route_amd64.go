@@ -6,6 +6,8 @@ import "unsafe"
 func currentG() unsafe.Pointer
 func dropDictionaryPC() uintptr
 func dropDictionary()
+func dropDictionaryRBXPC() uintptr
+func dropDictionaryRBX()
 func cdispatcherPC() uintptr
 func dispatcherPC() uintptr
 func callDispatcherPC() uintptr
@@ -34,3 +36,37 @@ func captureReturnPC() uintptr
 func gWord(off uintptr) uintptr
 func originalCall()
 func captureReturn()
+
+// The checks of a route's table entries (asm_amd64.s), reached only by
+// the dispatcher's jumps.
+func dispatcherRAX()
+func dispatcherRAXGlobal()
+func dispatcherRAXOriginal()
+func dispatcherRBX()
+func dispatcherRBXGlobal()
+func dispatcherRBXOriginal()
+func dispatcherRDX()
+func dispatcherRDXGlobal()
+func dispatcherRDXOriginal()
+func dispatcherLabel()
+func dispatcherLabelGlobal()
+func dispatcherLabelOriginal()
+func dispatcherAll()
+func dispatcherAllGlobal()
+func dispatcherAllOriginal()
+func dispatcherDropRAX()
+func dispatcherDropRAXGlobal()
+func dispatcherDropRAXOriginal()
+func dispatcherDropRBX()
+func dispatcherDropRBXGlobal()
+func dispatcherDropRBXOriginal()
+func dispatcherGlobal()
+func dispatcherOriginal()
+
+// checkPCs returns the code of each kind of check, by kind.
+func checkPCs() (pcs [numChecks]uintptr) {
+	fillCheckPCs(&pcs)
+	return pcs
+}
+
+func fillCheckPCs(pcs *[numChecks]uintptr)

@@ -18,5 +18,8 @@ func gWord(off uintptr) uintptr { return 0 }
 // originalRet is the return address inside the Original stub: none here.
 var originalRet uintptr
 
-func currentG() unsafe.Pointer  { return nil }
-func dropDictionaryPC() uintptr { return 0 }
+func currentG() unsafe.Pointer     { return nil }
+func dropDictionaryPC() uintptr    { return 0 }
+func dropDictionaryRBXPC() uintptr { return 0 }
+
+func checkPCs() (pcs [numChecks]uintptr) { return pcs }

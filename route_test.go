@@ -5,6 +5,7 @@ package switchboard
 import (
 	"encoding/binary"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"testing"
 	"unsafe"
@@ -273,4 +274,190 @@ func TestCallDispatcherRules(t *testing.T) {
 	runtime.KeepAlive(a)
 	runtime.KeepAlive(b)
 	runtime.KeepAlive(route)
+}
+
+// closure2 is the funcval of a func(int, int) int capturing one int.
+type closure2 struct {
+	code uintptr
+	k    int
+}
+
+func via2(fv *closure2) func(int, int) int {
+	var f func(int, int) int
+	*(*unsafe.Pointer)(unsafe.Pointer(&f)) = unsafe.Pointer(fv)
+	return f
+}
+
+func funcval2(f func(int, int) int) unsafe.Pointer { return *(*unsafe.Pointer)(unsafe.Pointer(&f)) }
+
+// growStack uses about n KiB of stack.
+//
+//go:noinline
+func growStack(n int) byte {
+	var b [1024]byte
+	if n > 1 {
+		b[n%1024] = growStack(n - 1)
+	}
+	return b[n%1024]
+}
+
+// TestDispatcherChecks drives every check of the table through a
+// hand-made site and a hand-made call-mode patch: each kind of guard (RAX,
+// RBX, RDX, the label word, a combination) alone, in front of a guard that
+// never holds, and behind one, with a global target and without; each
+// call that matches must run the guard's target, each that does not the
+// next guard's, the global target or the original (RDX kept).
+func TestDispatcherChecks(t *testing.T) {
+	const off = 8 // g's second word: its stack's upper bound, per goroutine
+	SetLabelOffset(off)
+	defer SetLabelOffset(0)
+	// The word moves when the stack does: grow it now, and keep the
+	// garbage collector from shrinking it (-race frames are large).
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	growStack(64)
+	mine := gWord(off)
+	for _, mode := range []string{"site", "call"} {
+		route := new(Route)
+		var code uintptr
+		if mode == "site" {
+			code = handSite(t, route)
+		} else {
+			code = handCallSite(t, route)
+		}
+		// The original reads its k through RDX: x*100 + y + k.
+		orig := func(k int) func(int, int) int { return func(x, y int) int { return x*100 + y + k } }(1000)
+		route.SetOriginal(*(*uintptr)(funcval2(orig)))
+		ca, cb := &closure2{code: code, k: 7}, &closure2{code: code, k: 9}
+		callA, callB := via2(ca), via2(cb)
+		target := func(x, y int) int { return -(x*100 + y) }
+		global := func(x, y int) int { return 1 << 20 }
+		never := Guard{RAX: 999, Target: funcval2(func(int, int) int { return 999 })}
+		type call struct {
+			f     func(int, int) int
+			k     int // the k f's original reads through RDX
+			x, y  int
+			miss  bool // what follows the guard, rather than its target
+			other bool // called on another goroutine
+		}
+		kinds := []struct {
+			name  string
+			g     Guard
+			calls []call
+		}{
+			{"RAX", Guard{RAX: 3}, []call{{callA, 7, 3, 5, false, false}, {callA, 7, 4, 5, true, false}}},
+			{"RBX", Guard{RBX: 5}, []call{{callA, 7, 3, 5, false, false}, {callA, 7, 3, 6, true, false}}},
+			{"RDX", Guard{RDX: uintptr(unsafe.Pointer(cb))}, []call{{callB, 9, 3, 5, false, false}, {callA, 7, 3, 5, true, false}}},
+			{"label", Guard{Label: mine}, []call{{callA, 7, 3, 5, false, false}, {callA, 7, 3, 5, true, true}}},
+			{"all", Guard{RAX: 3, RBX: 5, RDX: uintptr(unsafe.Pointer(cb)), Label: mine}, []call{
+				{callB, 9, 3, 5, false, false}, {callB, 9, 3, 6, true, false}, {callB, 9, 4, 5, true, false},
+				{callA, 7, 3, 5, true, false}, {callB, 9, 3, 5, true, true},
+			}},
+		}
+		for _, k := range kinds {
+			g := k.g
+			g.Target = funcval2(target)
+			for _, layout := range []string{"alone", "first", "second"} {
+				gs := map[string][]Guard{"alone": {g}, "first": {g, never}, "second": {never, g}}[layout]
+				for _, withGlobal := range []bool{false, true} {
+					if withGlobal {
+						route.Store(funcval2(global))
+					} else {
+						route.Store(nil)
+					}
+					route.SetGuards(gs)
+					for _, c := range k.calls {
+						want := target(c.x, c.y)
+						switch {
+						case c.miss && withGlobal:
+							want = global(c.x, c.y)
+						case c.miss:
+							want = c.x*100 + c.y + c.k
+						}
+						var got int
+						if c.other {
+							done := make(chan int)
+							go func() { done <- c.f(c.x, c.y) }()
+							got = <-done
+						} else {
+							got = c.f(c.x, c.y)
+						}
+						if got != want {
+							t.Errorf("%s mode, %s guard %s, global %v: f(%d, %d) (other goroutine %v) = %d, want %d",
+								mode, k.name, layout, withGlobal, c.x, c.y, c.other, got, want)
+						}
+					}
+				}
+			}
+		}
+		route.SetGuards(nil)
+		runtime.KeepAlive(ca)
+		runtime.KeepAlive(cb)
+		runtime.KeepAlive(route)
+	}
+}
+
+// TestDispatcherDropChecks: a dictionary guard whose target is
+// DropDictionary's adapter runs the replacement with the dictionary
+// dropped, in site mode (where the check does the adapter's work) and in
+// call mode (through the adapter), alone and among other guards; a call
+// with another dictionary runs what follows the guard, with every
+// argument where it was.
+func TestDispatcherDropChecks(t *testing.T) {
+	const dict = 0xD1C7
+	for _, mode := range []string{"site", "call"} {
+		route := new(Route)
+		var code uintptr
+		if mode == "site" {
+			code = handSite(t, route)
+		} else {
+			code = handCallSite(t, route)
+		}
+		// The originals of a method (receiver, dictionary, two arguments)
+		// and of a function (dictionary, two arguments), each reading k
+		// from its closure context.
+		origM := func(k int) func(r, d, a, b int) int {
+			return func(r, d, a, b int) int { return r*1000000 + d + a*100 + b + k }
+		}(7)
+		origF := func(k int) func(d, a, b int) int {
+			return func(d, a, b int) int { return d*1000 + a*100 + b + k }
+		}(7)
+		fv := &closure2{code: code, k: 7}
+		var method func(r, d, a, b int) int
+		*(*unsafe.Pointer)(unsafe.Pointer(&method)) = unsafe.Pointer(fv)
+		var fn func(d, a, b int) int // a generic function: the dictionary first
+		*(*unsafe.Pointer)(unsafe.Pointer(&fn)) = unsafe.Pointer(fv)
+
+		implM := func(r, a, b int) int { return -(r*10000 + a*100 + b) }
+		implF := func(a, b int) int { return -(a*100 + b) }
+		never := Guard{RDX: 1, Target: funcval2(func(int, int) int { return 999 })}
+		for _, k := range []struct {
+			name      string
+			orig      uintptr
+			g         Guard
+			hit, miss func() int
+			want      int
+			missWant  int
+		}{
+			{"RBX", **(**uintptr)(unsafe.Pointer(&origM)), Guard{RBX: dict, Target: DropDictionary(*(*unsafe.Pointer)(unsafe.Pointer(&implM)), 1)},
+				func() int { return method(3, dict, 4, 5) }, func() int { return method(3, dict+1, 4, 5) },
+				-30405, 3000000 + dict + 1 + 405 + 7},
+			{"RAX", **(**uintptr)(unsafe.Pointer(&origF)), Guard{RAX: dict, Target: DropDictionary(*(*unsafe.Pointer)(unsafe.Pointer(&implF)), 0)},
+				func() int { return fn(dict, 4, 5) }, func() int { return fn(dict+1, 4, 5) },
+				-405, (dict+1)*1000 + 405 + 7},
+		} {
+			route.SetOriginal(k.orig)
+			for _, layout := range []string{"alone", "first", "second"} {
+				route.SetGuards(map[string][]Guard{"alone": {k.g}, "first": {k.g, never}, "second": {never, k.g}}[layout])
+				if got := k.hit(); got != k.want {
+					t.Errorf("%s mode, %s guard %s: hit = %d, want %d", mode, k.name, layout, got, k.want)
+				}
+				if got := k.miss(); got != k.missWant {
+					t.Errorf("%s mode, %s guard %s: miss = %d, want %d", mode, k.name, layout, got, k.missWant)
+				}
+			}
+		}
+		route.SetGuards(nil)
+		runtime.KeepAlive(fv)
+		runtime.KeepAlive(route)
+	}
 }

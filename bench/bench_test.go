@@ -42,6 +42,27 @@ func BenchmarkDispatch(b *testing.B) {
 	}
 }
 
+// BenchmarkDispatchMin reports, per variant, x-direct-min: the fastest
+// chunk of 4,096 variant calls over the fastest chunk of direct calls,
+// alternated (MinRatio), for comparisons on a loaded machine. Use a fixed
+// count, e.g. -benchtime 20000000x.
+func BenchmarkDispatchMin(b *testing.B) {
+	for _, v := range Variants() {
+		b.Run(v.Name, func(b *testing.B) {
+			undo, err := v.Setup()
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer undo()
+			if err := Check(v); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			b.ReportMetric(MinRatio(v, b.N), "x-direct-min")
+		})
+	}
+}
+
 // BenchmarkSet measures the three kinds of writes: a first Set (code
 // written, cores serialized), a retargeting Set (one pointer store) and a
 // Reset. First Set and Reset alternate, each timed on its own (StopTimer

@@ -57,9 +57,9 @@ type boundaryChild struct {
 	victims []*tracedVictim
 	x       int // the next call's argument
 	stopped bool
-	// dispatcher bounds the dispatcher's code, from a "dispatcher START
-	// END" line, for children that print one.
-	dispatcher [2]uint64
+	// dispatcher bounds the dispatcher's code, one range per "dispatcher
+	// START END" line, for children that print them.
+	dispatcher [][2]uint64
 }
 
 const boundaryTimeout = 20 * time.Second
@@ -135,8 +135,10 @@ func startBoundaryChild(t *testing.T, bin string) *boundaryChild {
 			}
 			c.victims = append(c.victims, v)
 		case len(f) == 3 && f[0] == "dispatcher":
-			c.dispatcher[0], _ = strconv.ParseUint(f[1], 16, 64)
-			c.dispatcher[1], _ = strconv.ParseUint(f[2], 16, 64)
+			var b [2]uint64
+			b[0], _ = strconv.ParseUint(f[1], 16, 64)
+			b[1], _ = strconv.ParseUint(f[2], 16, 64)
+			c.dispatcher = append(c.dispatcher, b)
 		case len(f) == 2 && f[0] == "tid":
 			c.tid, _ = strconv.Atoi(f[1])
 		case line == "ready":

@@ -16,7 +16,9 @@ import (
 // calls the shape function pkg.F[go.shape.int], which every instantiation
 // of the same shape shares. Direct calls skip the wrapper: they call the
 // shape function with the dictionary in RAX. So one instantiation is the
-// shape function's calls with RAX == &dictionary.
+// shape function's calls with RAX == &dictionary. A method's shape
+// function takes its receiver first and the dictionary after it: in RBX
+// behind a receiver in RAX.
 
 // instantiation is a generic wrapper decoded.
 type instantiation struct {
@@ -129,19 +131,41 @@ func written(in x86asm.Inst, loaded map[x86asm.Reg]uintptr) {
 // runtime elides type arguments from names).
 func resolveInstantiation(name string, entry unsafe.Pointer, size int, im *unwind.Image) (instantiation, error) {
 	code := unsafe.Slice((*byte)(entry), size)
-	inst, err := decodeWrapper(name, uintptr(entry), code, func(pc uintptr) (string, bool) {
+	return decodeWrapper(name, uintptr(entry), code, func(pc uintptr) (string, bool) {
 		f, ok := im.Lookup(pc)
 		return f.Name, ok && f.Entry == pc
 	})
-	if err != nil {
-		return inst, err
+}
+
+// isMethod reports whether an instantiation's name is a method's,
+// pkg.(*T[int]).M or pkg.T[int].M, rather than a function's, pkg.F[int]:
+// a function's type arguments end its name.
+func isMethod(name string) bool { return !strings.HasSuffix(skeleton(name), "]") }
+
+// dictRegs are the registers a guard can compare with a dictionary, by
+// integer argument index: the dispatcher compares RAX and RBX.
+var dictRegs = []x86asm.Reg{x86asm.RAX, x86asm.RBX}
+
+// dictIndex returns the integer argument register that carries the
+// dictionary of a call of inst's shape function, for an instantiation of
+// type ft: the first for a function; for a method the one after its
+// receiver's (the receiver is ft's first parameter). The register the
+// wrapper loads must be that one, and one that guards compare.
+func dictIndex(inst instantiation, ft reflect.Type) (int, error) {
+	at := 0
+	if isMethod(inst.name) && ft.NumIn() > 0 && ft.In(0).Size() > 0 {
+		var floats int
+		if !regAssign(ft.In(0), &at, &floats) {
+			at = 0 // a receiver passed on the stack: the dictionary comes first
+		}
 	}
-	if inst.reg != x86asm.RAX {
-		// Methods of generic types: the receiver comes first, and the
-		// dictionary after it. Guards compare RAX and RDX only.
-		return inst, because(ErrGeneric, "the dictionary is passed in %v, after the receiver, and guards can only compare RAX and RDX: methods of generic types cannot be patched per instantiation", inst.reg)
+	if at >= len(dictRegs) {
+		return 0, because(ErrGeneric, "the dictionary comes in %v, after a receiver of %d integer registers; guards compare a dictionary in RAX or RBX only (functions, and methods whose receiver takes at most one integer register)", inst.reg, at)
 	}
-	return inst, nil
+	if dictRegs[at] != inst.reg {
+		return 0, because(ErrGeneric, "the wrapper passes the dictionary in %v, where the ABI puts it in %v", inst.reg, dictRegs[at])
+	}
+	return at, nil
 }
 
 // dictFits reports whether a function of type ft, called as a shape

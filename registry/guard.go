@@ -79,12 +79,13 @@ type scopeOpts struct {
 // global. keep holds what the compared words point to, so that their
 // addresses are never reused while a guard compares them.
 type scope struct {
-	rax, rdx uintptr
-	tree     *tree
-	keep     unsafe.Pointer
-	dict     bool   // rax is a generic dictionary: calls carry it before the arguments
-	what     string // "receiver 0x...", "instantiation p.F[int]", "closure 0x..."
-	rank     int    // specificity: higher is more specific
+	rax, rbx, rdx uintptr
+	tree          *tree
+	keep          unsafe.Pointer
+	dict          bool   // a generic dictionary: calls carry it before the arguments
+	dictAt        int    // its integer register: 0 (rax, a function's) or 1 (rbx, a method's)
+	what          string // "receiver 0x...", "instantiation p.F[int]", "closure 0x..."
+	rank          int    // specificity: higher is more specific
 }
 
 const (
@@ -93,9 +94,11 @@ const (
 	rankIdentity = 4 // a closure instance or an instantiation
 )
 
-func (s scope) global() bool { return s.rax == 0 && s.rdx == 0 && s.tree == nil }
+func (s scope) global() bool { return s.rax == 0 && s.rbx == 0 && s.rdx == 0 && s.tree == nil }
 
-func (s scope) same(t scope) bool { return s.rax == t.rax && s.rdx == t.rdx && s.tree == t.tree }
+func (s scope) same(t scope) bool {
+	return s.rax == t.rax && s.rbx == t.rbx && s.rdx == t.rdx && s.tree == t.tree
+}
 
 func (s scope) label() uintptr {
 	if s.tree == nil {
@@ -182,15 +185,25 @@ func identity[F any](op string, fn F) (*record, scope, error) {
 		if err != nil {
 			return nil, scope{}, &Error{Op: op, Func: f.Name, Entry: uintptr(entry), Err: err}
 		}
+		at, err := dictIndex(inst, t)
+		if err != nil {
+			return nil, scope{}, &Error{Op: op, Func: f.Name, Entry: uintptr(entry), Err: err}
+		}
 		if !dictFits(t) {
-			return nil, scope{}, &Error{Op: op, Func: f.Name, Entry: uintptr(entry), Err: because(ErrGeneric, "with the dictionary in front, its arguments no longer all fit in registers, which a replacement of type %v needs", t)}
+			return nil, scope{}, &Error{Op: op, Func: f.Name, Entry: uintptr(entry), Err: because(ErrGeneric, "with the dictionary among them, its arguments no longer all fit in registers, which a replacement of type %v needs", t)}
 		}
 		rec, err := recordAt(op, unsafe.Add(entry, int(inst.shape)-int(uintptr(entry))), allowGeneric, t)
 		if err != nil {
 			return nil, scope{}, err
 		}
 		dict := unsafe.Add(entry, int(inst.dict)-int(uintptr(entry)))
-		return rec, scope{rax: inst.dict, dict: true, keep: dict, what: "instantiation " + f.Name, rank: rankIdentity}, nil
+		s := scope{dict: true, dictAt: at, keep: dict, what: "instantiation " + f.Name, rank: rankIdentity}
+		if at == 0 {
+			s.rax = inst.dict
+		} else {
+			s.rbx = inst.dict
+		}
+		return rec, s, nil
 	}
 	rec, err := lookup(op, fn)
 	return rec, scope{}, err
@@ -233,22 +246,25 @@ func withOptions(s scope, o *options, fnType reflect.Type, join bool) (scope, fu
 		if o.recvErr != nil {
 			return s, undo, o.recvErr
 		}
-		if s.dict {
-			return s, undo, because(ErrGeneric, "ForReceiver of a generic instantiation: its dictionary, not the receiver, is in RAX")
+		if s.dict && s.dictAt == 0 {
+			return s, undo, because(ErrGeneric, "ForReceiver of a generic function's instantiation: its dictionary, not a receiver, is in RAX")
 		}
 		if fnType.NumIn() == 0 || fnType.In(0) != o.recvType {
 			return s, undo, because(ErrTypeMismatch, "ForReceiver(%v) for a %v: the first parameter must be the receiver's type", o.recvType, fnType)
 		}
-		s.rax, s.keep = uintptr(o.recvPtr), o.recvPtr
+		if s.keep != nil {
+			// A closure instance or a method's dictionary, and the
+			// receiver: keep both alive.
+			s.keep = unsafe.Pointer(&[2]unsafe.Pointer{s.keep, o.recvPtr})
+		} else {
+			s.keep = o.recvPtr
+		}
+		s.rax = uintptr(o.recvPtr)
 		recv := fmt.Sprintf("receiver %#x", uintptr(o.recvPtr))
 		if s.what != "" {
 			recv = s.what + " + " + recv
 		}
 		s.what = recv
-		if s.rdx != 0 {
-			// A closure instance and its first argument: keep both alive.
-			s.keep = unsafe.Pointer(&[2]unsafe.Pointer{s.keep, o.recvPtr})
-		}
 		s.rank += rankReceiver
 	}
 	if o.tree {
@@ -314,7 +330,7 @@ func publish(rec *record) {
 	}
 	gs := make([]switchboard.Guard, len(ps))
 	for i, p := range ps {
-		gs[i] = switchboard.Guard{RAX: p.scope.rax, RDX: p.scope.rdx, Label: p.scope.label(), Target: p.target}
+		gs[i] = switchboard.Guard{RAX: p.scope.rax, RBX: p.scope.rbx, RDX: p.scope.rdx, Label: p.scope.label(), Target: p.target}
 	}
 	rec.route.SetGuards(gs)
 }
@@ -336,7 +352,7 @@ func setScoped(op string, rec *record, s scope, fv unsafe.Pointer, mode Mode, un
 	}
 	target := fv
 	if s.dict {
-		target = switchboard.DropDictionary(fv)
+		target = switchboard.DropDictionary(fv, s.dictAt)
 	}
 	ps := scoped.patches[rec]
 	if i := slices.IndexFunc(ps, func(p scopedPatch) bool { return p.scope.same(s) }); i >= 0 {
@@ -461,7 +477,7 @@ func resetGlobal(rec *record, op string) error {
 func resetAll(rec *record, s scope, op string) error {
 	if !s.global() {
 		return resetScoped(op, rec, func(t scope) bool {
-			return (s.rax == 0 || t.rax == s.rax) && (s.rdx == 0 || t.rdx == s.rdx)
+			return (s.rax == 0 || t.rax == s.rax) && (s.rbx == 0 || t.rbx == s.rbx) && (s.rdx == 0 || t.rdx == s.rdx)
 		})
 	}
 	if len(scoped.patches[rec]) > 0 {

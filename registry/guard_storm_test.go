@@ -45,6 +45,8 @@ func stormEnv(t *testing.T) func() {
 func TestGuardStorm(t *testing.T) {
 	c := &counter{n: 4}
 	a := makeAdder(5)
+	li, lm := &list[int]{n: 1}, &list[myInt]{n: 2}
+	lp, lp2 := &list[pt]{n: 4}, &list[pt2]{n: 5}
 	shapes := []shape{
 		{
 			name: "goroutine-tree", tactic: "punned-jump",
@@ -78,6 +80,39 @@ func TestGuardStorm(t *testing.T) {
 			set:   setPair(double[int], func(x int) int { return -x }, func(x int) int { return -x - 5000 }),
 			reset: func() error { return registry.Reset(double[int]) },
 			want:  func(x int) [3]int { return [3]int{2 * x, -x, -x - 5000} },
+		},
+		{
+			// A method of a generic type: the guard compares RBX. Every
+			// call also checks that list[myInt], which shares the shape,
+			// keeps its code.
+			name: "method-instantiation", tactic: "",
+			call: func(x int) int {
+				if got := lm.size(7, x); got != 2*x+2 {
+					return -1 << 40 // wrong for every x
+				}
+				return li.size(7, x)
+			},
+			set: setPair((*list[int]).size,
+				func(l *list[int], v, x int) int { return -(x*1000 + v*10 + l.n) },
+				func(l *list[int], v, x int) int { return -(x*1000 + v*10 + l.n) - 5000 }),
+			reset: func() error { return registry.Reset((*list[int]).size) },
+			want:  func(x int) [3]int { return [3]int{2*x + 1, -(x*1000 + 71), -(x*1000 + 71) - 5000} },
+		},
+		{
+			// The same with struct instantiations sharing a shape: pt's
+			// patch, pt2's callers checked.
+			name: "method-instantiation-struct", tactic: "",
+			call: func(x int) int {
+				if got := lp2.size(pt2{1, 2}, x); got != 2*x+5 {
+					return -1 << 40
+				}
+				return lp.size(pt{1, 2}, x)
+			},
+			set: setPair((*list[pt]).size,
+				func(l *list[pt], v pt, x int) int { return -(x*1000 + v.a*100 + v.b*10 + l.n) },
+				func(l *list[pt], v pt, x int) int { return -(x*1000 + v.a*100 + v.b*10 + l.n) - 5000 }),
+			reset: func() error { return registry.Reset((*list[pt]).size) },
+			want:  func(x int) [3]int { return [3]int{2*x + 4, -(x*1000 + 124), -(x*1000 + 124) - 5000} },
 		},
 		{
 			name: "closure", tactic: "punned-jump",

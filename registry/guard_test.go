@@ -50,10 +50,34 @@ func pick[T any](x, y T, first bool) T {
 	return y
 }
 
-type box[T any] struct{ v T }
+// list's methods are patched per instantiation: list[int] and list[myInt]
+// share a shape, and so do list[pt] and list[pt2]. size's shape function
+// takes the receiver in RAX, the dictionary in RBX, then v and x, so a
+// replacement reading v and x checks that the adapter moved them.
+type list[T any] struct{ n int }
 
 //go:noinline
-func (b *box[T]) get() T { return b.v }
+func (l *list[T]) size(v T, x int) int { return helper(x) + l.n } // 2x+n
+
+// many takes eight integer arguments besides its receiver: with the
+// dictionary, ten registers.
+//
+//go:noinline
+func (l *list[T]) many(a, b, c, d, e, f, g, h int) int { return a + b + c + d + e + f + g + h + l.n }
+
+// pair's receiver takes two registers, so its dictionary comes in RCX.
+type pair[T any] struct{ a, b T }
+
+//go:noinline
+func (p pair[T]) first() T { return p.a }
+
+type sizer[T any] interface{ size(T, int) int }
+
+// celsius's receiver is passed in X0, so its dictionary comes in RAX.
+type celsius[T any] float64
+
+//go:noinline
+func (c celsius[T]) scale(x int) float64 { return float64(c) * float64(x) }
 
 // nine takes nine integer registers; with the dictionary, ten.
 //
@@ -446,9 +470,16 @@ func TestGuardRefusals(t *testing.T) {
 		{"ForReceiver of an instantiation", func() error {
 			return registry.SetWith(double[int], func(int) int { return 0 }, registry.ForReceiver(c))
 		}, registry.ErrGeneric},
-		{"method of a generic type", func() error {
-			return registry.Set((*box[int]).get, func(*box[int]) int { return 0 })
+		{"method of a generic type whose receiver takes two registers (dictionary in RCX)", func() error {
+			return registry.Set(pair[int].first, func(pair[int]) int { return 0 })
 		}, registry.ErrGeneric},
+		{"method of a generic type whose arguments no longer fit in registers", func() error {
+			return registry.Set((*list[int]).many, func(*list[int], int, int, int, int, int, int, int, int) int { return 0 })
+		}, registry.ErrGeneric},
+		{"ForReceiver of another instantiation", func() error {
+			return registry.SetWith((*list[int]).size, func(*list[int], int, int) int { return 0 }, registry.ForReceiver(&list[myInt]{}))
+		}, registry.ErrTypeMismatch},
+		{"Original of a generic method", func() error { _, err := registry.Original((*list[int]).size); return err }, registry.ErrGeneric},
 		{"instantiation whose arguments no longer fit in registers", func() error {
 			return registry.Set(nine[int], func(a, b, c, d, e, f, g, h, i int) int { return 0 })
 		}, registry.ErrGeneric},
@@ -461,7 +492,7 @@ func TestGuardRefusals(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			before := registry.List()
-			code := [][8]byte{snapshot((*counter).get), snapshot(treeVictim), snapshot(double[int]), snapshot(a)}
+			code := [][8]byte{snapshot((*counter).get), snapshot(treeVictim), snapshot(double[int]), snapshot(a), snapshot(pair[int].first), snapshot((*list[int]).size)}
 			err := tc.err()
 			t.Log(err)
 			var re *registry.Error
@@ -471,10 +502,11 @@ func TestGuardRefusals(t *testing.T) {
 			if diff := cmp.Diff(before, registry.List()); diff != "" {
 				t.Errorf("List changed (-before +after):\n%s", diff)
 			}
-			if diff := cmp.Diff(code, [][8]byte{snapshot((*counter).get), snapshot(treeVictim), snapshot(double[int]), snapshot(a)}); diff != "" {
+			if diff := cmp.Diff(code, [][8]byte{snapshot((*counter).get), snapshot(treeVictim), snapshot(double[int]), snapshot(a), snapshot(pair[int].first), snapshot((*list[int]).size)}); diff != "" {
 				t.Errorf("code changed:\n%s", diff)
 			}
-			if c.get(1) != 3 || treeVictim(1) != 9 || double(1) != 2 || a(1) != 3 || nine(1, 1, 1, 1, 1, 1, 1, 1, 1) != 9 {
+			if c.get(1) != 3 || treeVictim(1) != 9 || double(1) != 2 || a(1) != 3 || nine(1, 1, 1, 1, 1, 1, 1, 1, 1) != 9 ||
+				(pair[int]{4, 5}).first() != 4 || (&list[int]{n: 1}).size(7, 3) != 7 || (&list[int]{n: 1}).many(1, 1, 1, 1, 1, 1, 1, 1) != 9 {
 				t.Errorf("behaviour changed")
 			}
 		})

@@ -369,7 +369,7 @@ func TestRefusals(t *testing.T) {
 		{"impl non-function", func() error { return registry.Set[any](leafInc, 43) }, registry.ErrNotFunc, "leafInc", false},
 		{"type mismatch", func() error { return registry.Set[any](leafInc, strings.ToUpper) }, registry.ErrTypeMismatch, "leafInc", false},
 		{"method value fn", func() error { return registry.Set(a.Add, leafInc) }, registry.ErrMethodValue, "Add-fm", false},
-		{"generic method", func() error { return registry.Set((*box[int]).get, func(*box[int]) int { return 0 }) }, registry.ErrGeneric, "box[int]).get", false},
+		{"generic method, two-register receiver", func() error { return registry.Set(pair[int].first, func(pair[int]) int { return 0 }) }, registry.ErrGeneric, "pair[int].first", false},
 		{"interface method expression", func() error { return registry.Set(getter.Get, func(getter, int) int { return 0 }) }, registry.ErrWrapper, "getter.Get", false},
 		{"pointer wrapper of a value method", func() error { return registry.Set((*valRecv).Get, func(*valRecv, int) int { return 0 }) }, registry.ErrWrapper, "(*valRecv).Get", false},
 		{"runtime", func() error { return registry.Set(runtime.GC, runtime.Gosched) }, registry.ErrProtected, "runtime.GC", false},

@@ -9,8 +9,9 @@
 //	victim 0 Unit TACTIC ENTRY SITE ORIG PATCHED
 //	dispatcher START END
 //
-// (as boundaryprog's victim lines; START and END bound the dispatcher's
-// code, from the ELF symbol table), then "tid T" and "ready", with the
+// (as boundaryprog's victim lines; one dispatcher line per symbol of the
+// site-mode dispatcher's code, the dispatcher and the checks of its
+// table entries, whose START and END come from the ELF symbol table), then "tid T" and "ready", with the
 // method patched globally by promo(20%). Commands on stdin:
 //
 //	call 0 X   the calling thread calls Unit(X) through the interface,
@@ -81,8 +82,9 @@ func code(entry uintptr) []byte {
 	return b
 }
 
-// dispatcherBounds reads the dispatcher's symbol from this executable.
-func dispatcherBounds() (uint64, uint64) {
+// dispatcherBounds reads the bounds of the dispatcher's symbols from this
+// executable: the dispatcher and its checks, dispatcherRAX and the like.
+func dispatcherBounds() [][2]uint64 {
 	exe, err := os.Executable()
 	if err != nil {
 		fatal("%v", err)
@@ -96,13 +98,16 @@ func dispatcherBounds() (uint64, uint64) {
 	if err != nil {
 		fatal("%v", err)
 	}
+	var out [][2]uint64
 	for _, s := range syms {
-		if (s.Name == "github.com/switchboard-go/switchboard.dispatcher" || s.Name == "github.com/switchboard-go/switchboard.dispatcher.abi0") && s.Size > 0 {
-			return s.Value, s.Value + s.Size
+		if strings.HasPrefix(s.Name, "github.com/switchboard-go/switchboard.dispatcher") && s.Size > 0 {
+			out = append(out, [2]uint64{s.Value, s.Value + s.Size})
 		}
 	}
-	fatal("no dispatcher symbol")
-	return 0, 0
+	if len(out) == 0 {
+		fatal("no dispatcher symbol")
+	}
+	return out
 }
 
 func main() {
@@ -160,8 +165,9 @@ func main() {
 		fatal("Unit not in List")
 	}
 	say("victim 0 Unit %s %x %x %x %x", r.Tactic, r.Entry, r.Site, orig, code(r.Entry))
-	lo, hi := dispatcherBounds()
-	say("dispatcher %x %x", lo, hi)
+	for _, b := range dispatcherBounds() {
+		say("dispatcher %x %x", b[0], b[1])
+	}
 
 	calls := make(chan int)
 	tid := make(chan int)
