@@ -24,6 +24,7 @@ var dependencies = []string{
 	"github.com/switchboard-go/switchboard/registry",
 	"github.com/switchboard-go/switchboard/unwind",
 	"golang.org/x/arch/x86/x86asm",
+	"golang.org/x/sys/cpu",
 	"golang.org/x/sys/unix",
 	"hash",
 	"hash/adler32",
