@@ -16,7 +16,10 @@ import (
 // method to a second implementation, at stop j to a third, the way the
 // demo moves it: between global patches and one scoped to the call's
 // receiver, the new one set before the old one is removed, never through
-// the original. The call must return what one of the three computes.
+// the original. The call must return what one of the three computes for
+// its receiver: calls on the scoped patch's receiver (they match its
+// guard) and on another one (they miss it, and run the original while the
+// scoped patch is the only one).
 //
 // It is the stress the demo puts on the dispatcher, made exhaustive: a
 // thread descheduled at the wrong instruction. A dispatcher that reads
@@ -25,7 +28,7 @@ import (
 // once in about 10^9 calls of the demo on a loaded machine).
 func TestDispatcherStops(t *testing.T) {
 	c := startBoundaryChild(t, buildTracedProg(t, "routeprog"))
-	if len(c.victims) != 1 || len(c.dispatcher) < 2 {
+	if len(c.victims) != 2 || len(c.dispatcher) < 2 {
 		t.Fatalf("child sent %d victims and dispatcher %#x", len(c.victims), c.dispatcher)
 	}
 	for _, b := range c.dispatcher {
@@ -33,19 +36,33 @@ func TestDispatcherStops(t *testing.T) {
 			t.Fatalf("dispatcher bounds %#x", c.dispatcher)
 		}
 	}
-	v := c.victims[0]
+	v := c.victims[0]  // the call's receiver; set below
 	var siteEnd uint64 // read once the thread is stopped
 	routing := func(rip uint64) bool {
 		return rip >= v.entry && rip < v.entry+5 || rip >= v.site && rip < siteEnd ||
 			slices.ContainsFunc(c.dispatcher, func(b [2]uint64) bool { return rip >= b[0] && rip < b[1] })
 	}
 	names := []string{"orig", "p20", "flat", "p30"}
+	// seen is what a call on receiver r runs in state k: the scoped p30
+	// is not for the second receiver, whose calls fall through to the
+	// original then.
+	seen := func(r, k int) string {
+		switch {
+		case r == 1 && k == 3:
+			return "orig"
+		case k == 4 && r == 0:
+			return "p30"
+		case k == 4:
+			return "p20"
+		}
+		return names[k]
+	}
 	cur := 1 // the child starts with p20
 	move := func(to int) {
 		t.Helper()
 		fmt.Fprintf(c.stdin, "move 0 %d\n", to)
 		if got := c.line(); got != "move 0 ok" {
-			t.Fatalf("move to %s: child answered %q", names[to], got)
+			t.Fatalf("move to state %d: child answered %q", to, got)
 		}
 		cur = to
 	}
@@ -94,33 +111,35 @@ func TestDispatcherStops(t *testing.T) {
 	}
 	trials := 0
 	longest := 0
-	for s0 := 1; s0 <= 3; s0++ {
-		for m1 := 1; m1 <= 3; m1++ {
-			for m2 := 1; m2 <= 3; m2++ {
-				if m1 == s0 || m2 == m1 {
-					continue
-				}
-				allowed := []string{names[s0], names[m1], names[m2]}
-				for i := 0; ; i++ {
-					reachedI := false
-					for j := i; ; j++ {
-						if cur != s0 {
-							move(s0)
+	for _, v = range c.victims {
+		for s0 := 1; s0 <= 4; s0++ {
+			for m1 := 1; m1 <= 4; m1++ {
+				for m2 := 1; m2 <= 4; m2++ {
+					if m1 == s0 || m2 == m1 {
+						continue
+					}
+					allowed := []string{seen(v.idx, s0), seen(v.idx, m1), seen(v.idx, m2)}
+					for i := 0; ; i++ {
+						reachedI := false
+						for j := i; ; j++ {
+							if cur != s0 {
+								move(s0)
+							}
+							o, reached := call(i, j, m1, m2)
+							trials++
+							if !slices.Contains(allowed, o.verdict) {
+								t.Errorf("receiver %d, state %d, moved to state %d at step %d and to %d at step %d: %s (%s), want one of %v",
+									v.idx, s0, m1, i, m2, j, o.verdict, o.detail, allowed)
+							}
+							if !reached {
+								break
+							}
+							reachedI = true
+							longest = max(longest, j)
 						}
-						o, reached := call(i, j, m1, m2)
-						trials++
-						if !slices.Contains(allowed, o.verdict) {
-							t.Errorf("%s, moved to %s at step %d and to %s at step %d: %s (%s), want one of %v",
-								names[s0], names[m1], i, names[m2], j, o.verdict, o.detail, allowed)
-						}
-						if !reached {
+						if !reachedI {
 							break
 						}
-						reachedI = true
-						longest = max(longest, j)
-					}
-					if !reachedI {
-						break
 					}
 				}
 			}

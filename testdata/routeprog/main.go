@@ -6,20 +6,23 @@
 //
 // Protocol, one line each way. At start it prints
 //
-//	victim 0 Unit TACTIC ENTRY SITE ORIG PATCHED
+//	victim V Unit TACTIC ENTRY SITE ORIG PATCHED   (V = 0, 1: the receivers)
 //	dispatcher START END
 //
 // (as boundaryprog's victim lines; one dispatcher line per symbol of the
-// site-mode dispatcher's code, the dispatcher and the checks of its
-// table entries, whose START and END come from the ELF symbol table), then "tid T" and "ready", with the
-// method patched globally by promo(20%). Commands on stdin:
+// site-mode dispatcher's code, the dispatcher and the checks of its table
+// entries, with START and END from the ELF symbol table), then "tid T"
+// and "ready", with the method patched globally by promo(20%). Commands
+// on stdin:
 //
-//	call 0 X   the calling thread calls Unit(X) through the interface,
-//	           later printing "result 0 X GOT IMPL", IMPL one of orig,
-//	           p20, flat, p30 (what computed GOT), or wrong
-//	move 0 K   installs implementation K (0 orig, 1 p20 and 2 flat
-//	           global, 3 p30 for this receiver only) as the demo does: the
-//	           new patch first, then the old one removed. "move 0 ok"
+//	call V X   the calling thread calls Unit(X) through the interface on
+//	           receiver V (0: the one the scoped patch is for, 1: another),
+//	           later printing "result V X GOT IMPL", IMPL one of orig,
+//	           p20, flat, p30 (what computed GOT for that receiver), or wrong
+//	move 0 K   moves to state K: 0 no patch, 1 p20 and 2 flat global, 3
+//	           p30 for receiver 0 only, 4 p30 for receiver 0 and p20 for
+//	           the others; as the demo does, the new patches first, then
+//	           the old ones removed. "move 0 ok"
 //
 // It runs with the GC off, so that no stop-the-world waits for the thread
 // the test holds.
@@ -117,33 +120,44 @@ func main() {
 	for i := range c.cents {
 		c.cents[i] = 100 + 37*i
 	}
-	var iface catalog = c
+	// other is a second receiver: the scoped patch is not for it.
+	other := &cat{}
+	for i := range other.cents {
+		other.cents[i] = 200 + 41*i
+	}
+	recvs := []catalog{c, other}
 	impls := []func(*cat, int) int{(*cat).Unit, promo(20, 1), flat, promo(30, 3)}
 	// What each implementation returns, computed apart from the code
 	// under test: Unit itself is patched.
-	models := []func(int) int{
-		func(x int) int { return c.cents[x&15] << 4 },
-		func(x int) int { return c.cents[x&15]*80/100<<4 | 1 },
-		func(x int) int { return 100<<4 | 2 },
-		func(x int) int { return c.cents[x&15]*70/100<<4 | 3 },
+	models := []func(c *cat, x int) int{
+		func(c *cat, x int) int { return c.cents[x&15] << 4 },
+		func(c *cat, x int) int { return c.cents[x&15]*80/100<<4 | 1 },
+		func(c *cat, x int) int { return 100<<4 | 2 },
+		func(c *cat, x int) int { return c.cents[x&15]*70/100<<4 | 3 },
 	}
+	// States: 0 nothing, 1 p20 and 2 flat global, 3 p30 for c only, 4 p30
+	// for c and p20 for every other receiver. A move sets what the new
+	// state adds before it removes what it drops, as the demo does.
+	type state struct{ global, scoped int }
+	states := []state{{0, 0}, {1, 0}, {2, 0}, {0, 3}, {1, 3}}
 	cur := 0
 	move := func(i int) error {
-		recv, old := i == 3, cur == 3
+		from, to := states[cur], states[i]
 		var err error
-		switch {
-		case i == 0:
+		if i == 0 {
 			err = registry.Reset((*cat).Unit)
-		case recv:
-			err = registry.SetWith((*cat).Unit, impls[i], registry.ForReceiver(c))
-			if err == nil && cur != 0 && !old {
-				err = registry.ResetWith((*cat).Unit)
-			}
-		default:
-			err = registry.Set((*cat).Unit, impls[i])
-			if err == nil && old {
-				err = registry.ResetWith((*cat).Unit, registry.ForReceiver(c))
-			}
+		}
+		if err == nil && to.scoped != 0 && from.scoped == 0 {
+			err = registry.SetWith((*cat).Unit, impls[to.scoped], registry.ForReceiver(c))
+		}
+		if err == nil && to.global != 0 && to.global != from.global {
+			err = registry.Set((*cat).Unit, impls[to.global])
+		}
+		if err == nil && i != 0 && to.scoped == 0 && from.scoped != 0 {
+			err = registry.ResetWith((*cat).Unit, registry.ForReceiver(c))
+		}
+		if err == nil && i != 0 && to.global == 0 && from.global != 0 {
+			err = registry.ResetWith((*cat).Unit)
 		}
 		if err == nil {
 			cur = i
@@ -164,24 +178,27 @@ func main() {
 	if r.Entry == 0 {
 		fatal("Unit not in List")
 	}
-	say("victim 0 Unit %s %x %x %x %x", r.Tactic, r.Entry, r.Site, orig, code(r.Entry))
+	for i := range recvs {
+		say("victim %d Unit %s %x %x %x %x", i, r.Tactic, r.Entry, r.Site, orig, code(r.Entry))
+	}
 	for _, b := range dispatcherBounds() {
 		say("dispatcher %x %x", b[0], b[1])
 	}
 
-	calls := make(chan int)
+	calls := make(chan [2]int)
 	tid := make(chan int)
 	go func() {
 		runtime.LockOSThread()
 		tid <- unix.Gettid()
-		for x := range calls {
-			got, verdict := iface.Unit(x), "wrong"
+		for call := range calls {
+			v, x := call[0], call[1]
+			got, verdict := recvs[v].Unit(x), "wrong"
 			for i, m := range models {
-				if m(x) == got {
+				if m(recvs[v].(*cat), x) == got {
 					verdict = names[i]
 				}
 			}
-			say("result 0 %d %d %s", x, got, verdict)
+			say("result %d %d %d %s", v, x, got, verdict)
 		}
 	}()
 	say("tid %d", <-tid)
@@ -190,17 +207,18 @@ func main() {
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
 		f := strings.Fields(in.Text())
-		var n int
-		var err error
-		if len(f) == 3 && f[1] == "0" {
-			n, err = strconv.Atoi(f[2])
+		var v, n int
+		var err1, err2 error
+		if len(f) == 3 {
+			v, err1 = strconv.Atoi(f[1])
+			n, err2 = strconv.Atoi(f[2])
 		}
 		switch {
-		case len(f) != 3 || f[1] != "0" || err != nil:
+		case len(f) != 3 || err1 != nil || err2 != nil || v < 0 || v >= len(recvs):
 			say("bad command %q", in.Text())
 		case f[0] == "call":
-			calls <- n
-		case f[0] == "move" && n >= 0 && n < len(impls):
+			calls <- [2]int{v, n}
+		case f[0] == "move" && v == 0 && n >= 0 && n < len(states):
 			if err := move(n); err != nil {
 				say("move 0 err %v", err)
 			} else {
