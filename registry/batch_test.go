@@ -277,16 +277,18 @@ func TestBatchFlipStorm(t *testing.T) {
 					}
 					n++
 				}
+				if j%64 == 0 {
+					flushSeen(&seen, &local)
+				}
 			}
 			calls.Add(n)
-			for i := range local {
-				seen[i].Add(local[i])
-			}
+			flushSeen(&seen, &local)
 		}()
 	}
 	var flips int
 	var err error
-	for deadline := time.Now().Add(d); err == nil && time.Now().Before(deadline); flips++ {
+	sawAll := func() bool { return seen[0].Load() > 0 && seen[1].Load() > 0 && seen[2].Load() > 0 }
+	for deadline := time.Now().Add(d); err == nil && keepFlipping(deadline, sawAll); flips++ {
 		b := registry.NewBatch()
 		for i, f := range batchVictims {
 			impl := func(x int) int { return 1000*(i+1) + x }

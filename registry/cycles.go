@@ -42,7 +42,7 @@ func followMethodValue(code uintptr) (uintptr, string, bool) {
 	if !ok {
 		return 0, "", false
 	}
-	im, err := unwind.Self()
+	im, err := unwind.ImageAt(code) // the method is in the module of its -fm wrapper
 	if err != nil {
 		return 0, "", false
 	}

@@ -156,14 +156,14 @@ func identity[F any](op string, fn F) (*record, scope, error) {
 		return rec, scope{}, nil
 	}
 	name := unwind.Name(uintptr(entry))
-	im, imErr := unwind.Self()
+	im, imErr := unwind.ImageAt(uintptr(entry)) // the program's, or a plugin's
 	switch {
 	case imErr == nil && isClosure(name, im):
 		rec, err := recordAt(op, entry, allowClosure, t)
 		if err != nil {
 			return nil, scope{}, err
 		}
-		if static(fv) {
+		if static(fv, im) {
 			// A literal that captures nothing is one static funcval:
 			// every evaluation of it is this value, and direct calls
 			// of it need not pass it in RDX. Its patch is global.
@@ -171,8 +171,7 @@ func identity[F any](op string, fn F) (*record, scope, error) {
 		}
 		return rec, scope{rdx: uintptr(fv), keep: fv, what: fmt.Sprintf("closure %#x", uintptr(fv)), rank: rankIdentity}, nil
 	case strings.Contains(name, "[") && !strings.HasSuffix(name, "-fm"):
-		im, err := unwind.Self()
-		if err != nil {
+		if imErr != nil {
 			break // lookup refuses
 		}
 		f, ok := im.Lookup(uintptr(entry))
@@ -197,13 +196,10 @@ func identity[F any](op string, fn F) (*record, scope, error) {
 	return rec, scope{}, err
 }
 
-// static reports whether a funcval lives in the binary's data rather than
-// in the heap or on a stack: the funcval of a literal without captures.
-func static(fv unsafe.Pointer) bool {
-	im, err := unwind.Self()
-	if err != nil {
-		return false
-	}
+// static reports whether a funcval lives in the data of im, the module of
+// its code, rather than in the heap or on a stack: the funcval of a literal
+// without captures.
+func static(fv unsafe.Pointer, im *unwind.Image) bool {
 	for _, r := range im.Loads() {
 		if uintptr(fv) >= r.Start && uintptr(fv) < r.End {
 			return true

@@ -24,7 +24,9 @@ var byName struct {
 // unexported ones included, pkg being the full import path
 // ("example.com/a/b.(*T).m"). A method's receiver is F's first argument,
 // as in a method expression. The value can be called, and passed as fn to
-// Set, Reset, Original and the scoped variants.
+// Set, Reset, Original and the scoped variants. The program is searched
+// first, then the Go plugins loaded so far (whose package copies the
+// program does not have: a plugin's main package, packages only it links).
 //
 // Lookup checks F against what the binary records:
 //
@@ -85,6 +87,17 @@ func lookupName(name string, t reflect.Type) (unsafe.Pointer, error) {
 		return fail(0, because(ErrNotEntry, "%v", err))
 	}
 	f, ok := im.ByName(name)
+	if !ok {
+		// A function of a loaded Go plugin: the program's copy of a
+		// package comes first, as above.
+		plugins, _ := unwind.Plugins()
+		for _, p := range plugins {
+			if pf, found := p.ByName(name); found {
+				im, f, ok = p, pf, true
+				break
+			}
+		}
+	}
 	if _, into, err := im.Inlined(name); !ok && err == nil && len(into) > 0 {
 		return fail(0, because(ErrInlined, "every call was inlined and no copy of its own remains: into %s; mark it //go:noinline or build with -gcflags=all=-l", strings.Join(into[:min(3, len(into))], ", ")))
 	}

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -377,18 +378,18 @@ func recordAt(op string, entry unsafe.Pointer, rule func(name string, bin names)
 	}
 	planner()
 	if rec := reg.byEntry[uintptr(entry)]; rec != nil {
-		im, err := unwind.Self()
+		im, err := imageAt(uintptr(entry))
 		if err != nil {
-			return fail(rec.name, uintptr(entry), because(ErrNotEntry, "%v", err))
+			return fail(rec.name, uintptr(entry), err)
 		}
 		if err := rule(rec.name, im); err != nil {
 			return fail(rec.name, uintptr(entry), err)
 		}
 		return rec, nil
 	}
-	im, err := unwind.Self()
+	im, err := imageAt(uintptr(entry))
 	if err != nil {
-		return fail(unwind.Name(uintptr(entry)), uintptr(entry), because(ErrNotEntry, "%v", err))
+		return fail(unwind.Name(uintptr(entry)), uintptr(entry), err)
 	}
 	f, ok := im.Lookup(uintptr(entry))
 	name := unwind.Name(uintptr(entry))
@@ -423,6 +424,21 @@ func recordAt(op string, entry unsafe.Pointer, rule func(name string, bin names)
 	rec.route.SetOriginal(uintptr(entry))
 	reg.byEntry[uintptr(entry)] = rec
 	return rec, nil
+}
+
+// imageAt is the image of the Go module holding pc (the program, or a
+// plugin), or the refusal: ErrUnsupported when the module's function table
+// fails the check SelfCheck runs on the program's, ErrNotEntry when pc is
+// no Go code of this process.
+func imageAt(pc uintptr) (*unwind.Image, error) {
+	im, err := unwind.ImageAt(pc)
+	switch {
+	case err == nil:
+		return im, nil
+	case errors.Is(err, unwind.ErrSelfCheck) && !errors.Is(err, unwind.ErrNotGo):
+		return nil, because(ErrUnsupported, "%v", err)
+	}
+	return nil, because(ErrNotEntry, "%v", err)
 }
 
 // noCycle refuses a target that, following the redirects in force, leads

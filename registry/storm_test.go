@@ -126,17 +126,18 @@ func storm(t *testing.T, s shape, d time.Duration) {
 						firstBad.Store([2]int{x, got})
 					}
 				}
-				n++
+				if n++; n%256 == 0 {
+					flushSeen(&seen, &local)
+				}
 			}
 			calls.Add(n)
-			for i := range local {
-				seen[i].Add(local[i])
-			}
+			flushSeen(&seen, &local)
 		}()
 	}
 	var flips int
 	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
+	sawBoth := func() bool { return seen[0].Load() > 0 && seen[1].Load()+seen[2].Load() > 0 }
+	for keepFlipping(deadline, sawBoth) {
 		for _, step := range []func() error{func() error { return s.set(1) }, func() error { return s.set(2) }, s.reset} {
 			if err := step(); err != nil {
 				stop.Store(true)
@@ -164,6 +165,23 @@ func storm(t *testing.T, s shape, d time.Duration) {
 	if r := redirectOf(t, funcName(s)); r.Active {
 		t.Fatalf("left redirected: %v", r)
 	}
+}
+
+// flushSeen adds a caller's counts of each result kind to the shared ones,
+// so that the patcher can see what the callers saw while they run.
+func flushSeen(seen *[3]atomic.Int64, local *[3]int64) {
+	for i := range local {
+		seen[i].Add(local[i])
+		local[i] = 0
+	}
+}
+
+// keepFlipping reports whether a storm goes on: until its deadline, and
+// then until the callers have seen what the storm must show (sawAll), for
+// at most 20 s more on a machine too loaded to show it in time.
+func keepFlipping(deadline time.Time, sawAll func() bool) bool {
+	now := time.Now()
+	return now.Before(deadline) || !sawAll() && now.Before(deadline.Add(20*time.Second))
 }
 
 // funcName maps a shape to its victim's name in List.

@@ -73,7 +73,8 @@ func TestFlipStormReflectAndByName(t *testing.T) {
 		d = time.Second
 	}
 	flips := 0
-	for deadline := time.Now().Add(d); time.Now().Before(deadline); flips += 3 {
+	sawAll := func() bool { return seen[0].Load() > 0 && seen[1].Load() > 0 && seen[2].Load() > 0 }
+	for deadline := time.Now().Add(d); keepFlipping(deadline, sawAll); flips += 3 {
 		if err := registry.SetValue(fn, made); err != nil {
 			stop.Store(true)
 			wg.Wait()

@@ -28,7 +28,7 @@ import (
 func wrapperAdvice(name string, entry uintptr, t reflect.Type) string {
 	body := wrapped(name, entry, 3)
 	if body == "" {
-		body = bodyByType(name, t)
+		body = bodyByType(name, entry, t)
 	}
 	if body != "" {
 		return fmt.Sprintf("it wraps %s; patch %s, the method with the body (that redirects every call of it, not only those through this wrapper)", body, body)
@@ -44,7 +44,7 @@ func wrapped(name string, entry uintptr, depth int) string {
 		return ""
 	}
 	suffix := name[dot:]
-	im, err := unwind.Self()
+	im, err := unwind.ImageAt(entry)
 	if err != nil {
 		return ""
 	}
@@ -81,7 +81,7 @@ func wrapped(name string, entry uintptr, depth int) string {
 
 // bodyByType finds the method with the body from fn's type: the receiver's
 // own value method, or an embedded field's method.
-func bodyByType(name string, t reflect.Type) string {
+func bodyByType(name string, entry uintptr, t reflect.Type) string {
 	dot := strings.LastIndexByte(name, '.')
 	if t == nil || t.Kind() != reflect.Func || t.NumIn() == 0 || dot < 0 {
 		return ""
@@ -90,7 +90,7 @@ func bodyByType(name string, t reflect.Type) string {
 	if base.Kind() == reflect.Pointer {
 		base = base.Elem()
 	}
-	im, err := unwind.Self()
+	im, err := unwind.ImageAt(entry)
 	if err != nil {
 		return ""
 	}

@@ -3,7 +3,11 @@
 // (runtime.FuncForPC); sizes, padding, load segments and the set of
 // functions the compiler inlined come from the ELF symbol table and DWARF
 // of the binary (/proc/self/exe for this process); C and C++ names are
-// demangled.
+// demangled. Go code may also live in other modules of the process: a Go
+// plugin, or the c-shared library that holds the runtime when a C program
+// loaded it. ImageAt reads the module holding an address from its own
+// file, at the bias /proc/self/maps gives, and checks it as SelfCheck
+// checks the executable.
 //
 // It reads only what is asked, once: for this process the function table
 // is read in place in memory and searched, the symbol table and the list of

@@ -53,12 +53,13 @@ type Image struct {
 	// The symbol table and the list of every function are read on first
 	// need only: a Set of a Go function needs neither (Lookup searches the
 	// function table itself), and in a large binary they cost megabytes.
-	symsOnce  sync.Once
-	syms      []elf.Symbol
-	symsErr   error
-	funcsOnce sync.Once
-	funcs     []Func // Go and foreign, sorted by entry, at load addresses
-	funcsErr  error
+	symsOnce   sync.Once
+	syms       []elf.Symbol
+	symsErr    error
+	funcsMu    sync.Mutex
+	funcsBuilt bool
+	funcs      []Func // Go and foreign, sorted by entry, at load addresses
+	funcsErr   error
 
 	// InlineSource says where Inlined looks, once it has run: "DWARF"
 	// (then .gopclntab for functions DWARF does not describe) or
@@ -107,27 +108,49 @@ func Self() (*Image, error) {
 }
 
 func openSelf() (*Image, error) {
+	live := reflect.ValueOf(anchor).Pointer()
 	f, err := elf.Open("/proc/self/exe")
 	if err != nil {
 		return nil, fmt.Errorf("unwind: %w", err)
 	}
 	im := &Image{Path: "/proc/self/exe", file: f, live: true}
-	if err := im.loadSelf(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("unwind: %s: %w", im.Path, err)
+	bias, err := loadBias(f)
+	if err == nil && im.holdsAt(live, bias) {
+		if err := im.loadSelf(bias); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("unwind: %s: %w", im.Path, err)
+		}
+		return im, nil
 	}
-	return im, nil
+	f.Close()
+	if m, ok := moduleAt(live); ok && !m.Main {
+		// A c-shared library loaded by a C (or other) host: the Go
+		// runtime, and this code, live in the library, not in the
+		// executable.
+		return openModule(m.Path, m.Bias, live)
+	}
+	if err == nil {
+		err = fmt.Errorf("this code (%#x) is in no load segment of the executable, nor in another object", live)
+	}
+	return nil, fmt.Errorf("unwind: %w", err)
+}
+
+// holdsAt reports whether one of the file's load segments, mapped with
+// bias, holds pc: whether this code is the executable's.
+func (im *Image) holdsAt(pc, bias uintptr) bool {
+	for _, p := range im.file.Progs {
+		if p.Type == elf.PT_LOAD && uintptr(p.Vaddr)+bias <= pc && pc < uintptr(p.Vaddr+p.Memsz)+bias {
+			return true
+		}
+	}
+	return false
 }
 
 // loadSelf reads the running binary's function table where the runtime
 // reads it, in memory (no copy: its pages are the file's, and mostly
 // resident already), and finds the text start from anchor's live address
 // rather than from the symbol table.
-func (im *Image) loadSelf() error {
-	bias, err := loadBias(im.file)
-	if err != nil {
-		return err
-	}
+func (im *Image) loadSelf(bias uintptr) error {
 	im.Bias = bias
 	for _, p := range im.file.Progs {
 		if p.Type == elf.PT_LOAD {
@@ -137,6 +160,7 @@ func (im *Image) loadSelf() error {
 	if im.file.Section(".text") == nil {
 		return errors.New("not a Go binary: no .text")
 	}
+	var err error
 	data, ok := im.livePclntab()
 	if !ok {
 		syms, err := im.elfSymbols()
@@ -185,6 +209,66 @@ func (im *Image) livePclntab() ([]byte, bool) {
 		}
 	}
 	return nil, false
+}
+
+// moduleAt returns the mapped object holding pc, if /proc/self/maps can be
+// read.
+func moduleAt(pc uintptr) (Module, bool) {
+	mods, err := Modules()
+	if err != nil {
+		return Module{}, false
+	}
+	for _, m := range mods {
+		if m.Contains(pc) {
+			return m, true
+		}
+	}
+	return Module{}, false
+}
+
+// openModule reads the Go module at path, mapped with bias, whose code
+// holds the live Go function entry pc.
+func openModule(path string, bias, pc uintptr) (*Image, error) {
+	im, err := Open(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := im.fixTextStart(pc, bias); err != nil {
+		return nil, err
+	}
+	im.rebase(bias)
+	im.live = true
+	return im, nil
+}
+
+// fixTextStart checks the text start the file gave against the live Go
+// function entry pc: the runtime names the function there, and the
+// table's entry offset of that name must lead to it. When the file alone
+// gave a wrong guess (a stripped, externally linked binary), the Go
+// functions are listed again from the right start.
+func (im *Image) fixTextStart(pc, bias uintptr) error {
+	rf := runtime.FuncForPC(pc)
+	if rf == nil || rf.Entry() != pc {
+		return fmt.Errorf("unwind: %s: %#x is not a Go function entry the runtime knows", im.Path, pc)
+	}
+	name := rf.Name()
+	var offs []uint32
+	for i := range im.pcln.nfunc {
+		if im.pcln.printName(i) == name {
+			if uint64(pc-bias) == im.pcln.textStart+uint64(im.pcln.entryOff(i)) {
+				return nil // the file's guess holds
+			}
+			offs = append(offs, im.pcln.entryOff(i))
+		}
+	}
+	if len(offs) == 0 {
+		return fmt.Errorf("unwind: %s: no function %s to find the text start", im.Path, name)
+	}
+	im.pcln.textStart = uint64(pc-bias) - uint64(offs[0])
+	if err := im.list(); err != nil {
+		return fmt.Errorf("unwind: %s: %w", im.Path, err)
+	}
+	return nil
 }
 
 // loadBias reads where the kernel mapped the executable: AT_PHDR of the
@@ -269,34 +353,68 @@ func (im *Image) elfSymbols() ([]elf.Symbol, error) {
 // allFuncs builds the list of every function once: the Go table's and the
 // symbol table's others, at load addresses.
 func (im *Image) allFuncs() ([]Func, error) {
-	im.funcsOnce.Do(func() {
-		syms, err := im.elfSymbols()
-		if err != nil {
-			im.funcsErr = err
-			return
-		}
-		funcs, err := im.pcln.funcs()
-		if err != nil {
-			im.funcsErr = err
-			return
-		}
-		funcs = append(funcs, im.foreign(funcs, syms)...)
-		slices.SortFunc(funcs, func(a, b Func) int {
-			switch {
-			case a.Entry < b.Entry:
-				return -1
-			case a.Entry > b.Entry:
-				return 1
-			}
-			return 0
-		})
-		for i := range funcs {
-			funcs[i].Entry += im.Bias
-			funcs[i].Next += im.Bias
-		}
-		im.funcs = funcs
-	})
+	im.funcsMu.Lock()
+	defer im.funcsMu.Unlock()
+	if !im.funcsBuilt {
+		im.funcs, im.funcsErr = im.buildFuncs()
+		im.funcsBuilt = true
+	}
 	return im.funcs, im.funcsErr
+}
+
+// list builds the list of every function again, after the text start
+// changed.
+func (im *Image) list() error {
+	im.funcsMu.Lock()
+	defer im.funcsMu.Unlock()
+	im.funcs, im.funcsErr = im.buildFuncs()
+	im.funcsBuilt = true
+	return im.funcsErr
+}
+
+func (im *Image) buildFuncs() ([]Func, error) {
+	syms, err := im.elfSymbols()
+	if err != nil {
+		return nil, err
+	}
+	funcs, err := im.pcln.funcs()
+	if err != nil {
+		return nil, err
+	}
+	funcs = append(funcs, im.foreign(funcs, syms)...)
+	slices.SortFunc(funcs, func(a, b Func) int {
+		switch {
+		case a.Entry < b.Entry:
+			return -1
+		case a.Entry > b.Entry:
+			return 1
+		}
+		return 0
+	})
+	for i := range funcs {
+		funcs[i].Entry += im.Bias
+		funcs[i].Next += im.Bias
+	}
+	return funcs, nil
+}
+
+// rebase moves the image to where it is loaded: bias is added to every
+// file address (Bias was zero).
+func (im *Image) rebase(bias uintptr) {
+	if bias == 0 {
+		return
+	}
+	im.Bias = bias
+	im.funcsMu.Lock()
+	for i := range im.funcs {
+		im.funcs[i].Entry += bias
+		im.funcs[i].Next += bias
+	}
+	im.funcsMu.Unlock()
+	for i := range im.loads {
+		im.loads[i].Start += bias
+		im.loads[i].End += bias
+	}
 }
 
 // textStart finds runtime.text, the base of the table's entry offsets: its

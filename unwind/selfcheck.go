@@ -25,8 +25,18 @@ var selfCheck = sync.OnceValue(func() error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrSelfCheck, err)
 	}
-	return im.check()
+	return im.check(selfAnchors())
 })
+
+// selfAnchors are functions of this package's module, from the start of
+// its text to the standard library, that the self-check compares first.
+func selfAnchors() []uintptr {
+	var anchors []uintptr
+	for _, a := range []any{anchor, Self, runtime.GC, sort.Search, elf.Open} {
+		anchors = append(anchors, reflect.ValueOf(a).Pointer())
+	}
+	return anchors
+}
 
 // SelfCheck verifies, once per process, that this package reads the
 // running binary's function table as the runtime reads it. The table's
@@ -40,8 +50,9 @@ var selfCheck = sync.OnceValue(func() error {
 // under a millisecond after Self.
 func SelfCheck() error { return selfCheck() }
 
-// check is SelfCheck of one image of this process.
-func (im *Image) check() error {
+// check is SelfCheck of one image of this process, given live Go function
+// entries of it to compare first.
+func (im *Image) check(anchors []uintptr) error {
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s", ErrSelfCheck, fmt.Sprintf(format, args...))
 	}
@@ -52,12 +63,10 @@ func (im *Image) check() error {
 	if t.quantum != 1 {
 		return fail("instruction quantum %d, want 1 on amd64", t.quantum)
 	}
-	anchors := []any{anchor, Self, runtime.GC, sort.Search, elf.Open}
-	for _, a := range anchors {
-		pc := reflect.ValueOf(a).Pointer()
+	for _, pc := range anchors {
 		f, ok := im.Lookup(pc)
 		rf := runtime.FuncForPC(pc)
-		if !ok || rf == nil || f.Entry != pc || f.Name != rf.Name() {
+		if !ok || rf == nil || f.Entry != pc || rf.Entry() != pc || !sameName(f.Name, rf.Name()) {
 			return fail("anchor %s at %#x: table says %q at %#x", rf.Name(), pc, f.Name, f.Entry)
 		}
 	}
@@ -130,6 +139,15 @@ func (im *Image) checkFunc(i int) error {
 		return fmt.Errorf("%s: stack delta at entry %d (ok %v), want 0", name, sp, ok)
 	}
 	return nil
+}
+
+// sameName reports whether the runtime's name of a function, which elides
+// type arguments, is the table's name for it.
+func sameName(table, runtime string) bool {
+	if i, j := strings.IndexByte(table, '['), strings.LastIndexByte(table, ']'); i >= 0 && j > i {
+		table = table[:i] + "[...]" + table[j+1:]
+	}
+	return table == runtime
 }
 
 // printName is the name runtime.Func.Name gives function i: none for the

@@ -81,7 +81,7 @@ func TestSelfCheckFailsClosed(t *testing.T) {
 			}
 			c.corrupt(tab)
 			bad := &Image{Path: im.Path, Bias: im.Bias, live: true, file: im.file, pcln: tab}
-			err = bad.check()
+			err = bad.check(selfAnchors())
 			if !errors.Is(err, ErrSelfCheck) {
 				t.Fatalf("check passed a corrupted table: %v", err)
 			}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"cmp"
+	"debug/elf"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -86,11 +87,20 @@ func runScan(args []string) error {
 	return nil
 }
 
-// scanBinary plans every function of the ELF binary at path, at its
-// link-time addresses, against a paper address space holding its load
-// segments.
+// sharedBase is where scan places a shared object (a Go plugin, a c-shared
+// library): the loader maps one high, near 0x7f0000000000 on x86-64 Linux,
+// never at its link-time address 0, where no relay page could sit below it.
+const sharedBase = 0x7f0000000000
+
+// scanBinary plans every function of the ELF binary at path, against a
+// paper address space holding its load segments: an executable (PIE too)
+// at its link-time addresses, a shared object at sharedBase.
 func scanBinary(path string, progress io.Writer) (*scanReport, error) {
-	im, err := unwind.Open(path)
+	bias, err := scanBias(path)
+	if err != nil {
+		return nil, fmt.Errorf("scan: %w", err)
+	}
+	im, err := unwind.OpenAt(path, bias)
 	if err != nil {
 		return nil, fmt.Errorf("scan: %w", err)
 	}
@@ -108,6 +118,25 @@ func scanBinary(path string, progress io.Writer) (*scanReport, error) {
 	// pointer, never the tactic or the prologue patch.
 	text := funcs[0].Entry
 	return scanImage(im, space, text, text, text, progress)
+}
+
+// scanBias is where scan loads the binary at path: 0 for an executable,
+// sharedBase for a shared object (ET_DYN with no program interpreter).
+func scanBias(path string) (uintptr, error) {
+	f, err := elf.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	if f.Type != elf.ET_DYN {
+		return 0, nil
+	}
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return 0, nil // a PIE executable
+		}
+	}
+	return sharedBase, nil
 }
 
 // scanSelf plans every function of the running binary at its load address,
