@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"unsafe"
 )
 
@@ -40,6 +41,15 @@ type inlineSite struct {
 	named  bool
 }
 
+// debugSection returns the DWARF section .debug_<name>, or the older
+// .zdebug_<name> form of it, which debug/elf also reads.
+func debugSection(f *elf.File, name string) *elf.Section {
+	if s := f.Section(".debug_" + name); s != nil {
+		return s
+	}
+	return f.Section(".zdebug_" + name)
+}
+
 // errNoDWARFInfo: the binary has no .debug_info to index.
 var errNoDWARFInfo = errors.New("no .debug_info")
 
@@ -50,9 +60,22 @@ var errNoDWARFInfo = errors.New("no .debug_info")
 //
 // sizeHint is about how many functions the binary has.
 func readInlineIndex(f *elf.File, sizeHint int) (*inlineIndex, error) {
-	info, abbrevSec := f.Section(".debug_info"), f.Section(".debug_abbrev")
+	info, abbrevSec := debugSection(f, "info"), debugSection(f, "abbrev")
 	if info == nil || abbrevSec == nil || info.Type == elf.SHT_NOBITS {
 		return nil, errNoDWARFInfo
+	}
+	if f.Type != elf.ET_EXEC {
+		// debug/dwarf applies relocations to the DWARF of a relocatable or
+		// shared object (a binary linked with --emit-relocs keeps them):
+		// this index reads the bytes as they are, so it refuses to guess.
+		for _, r := range f.Sections {
+			if r.Type != elf.SHT_RELA && r.Type != elf.SHT_REL || int(r.Info) >= len(f.Sections) {
+				continue
+			}
+			if t := f.Sections[r.Info].Name; strings.HasPrefix(t, ".debug_") || strings.HasPrefix(t, ".zdebug_") {
+				return nil, fmt.Errorf("DWARF: %s relocates %s", r.Name, t)
+			}
+		}
 	}
 	abbrevData, err := abbrevSec.Data()
 	if err != nil {
@@ -602,7 +625,7 @@ func (w *dieWalker) section(name string) ([]byte, error) {
 		return b, nil
 	}
 	var b []byte
-	if s := w.file.Section(name); s != nil && s.Type != elf.SHT_NOBITS {
+	if s := debugSection(w.file, strings.TrimPrefix(name, ".debug_")); s != nil && s.Type != elf.SHT_NOBITS {
 		var err error
 		if b, err = s.Data(); err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)

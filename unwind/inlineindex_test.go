@@ -1,7 +1,12 @@
 package unwind
 
 import (
+	"debug/elf"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -66,4 +71,31 @@ func compareInlineIndex(t *testing.T, im *Image, minKnown, minInlined int) {
 		t.Fatalf("only %d functions described, %d inlined: not a real test", len(want.known), inlined)
 	}
 	t.Logf("%d names, %d inlined, %d inlined subroutines, %d abstract subprograms", len(want.known), inlined, len(x.sites), len(x.abstract))
+}
+
+// TestInlineIndexRefusesRelocatedDWARF: in an object whose DWARF has
+// relocations (debug/dwarf's reader applies them), the index, which reads
+// the bytes as they are, fails rather than answer.
+func TestInlineIndexRefusesRelocatedDWARF(t *testing.T) {
+	if _, err := exec.LookPath("gcc"); err != nil {
+		t.Skip("no gcc:", err)
+	}
+	dir := t.TempDir()
+	src, obj := filepath.Join(dir, "f.c"), filepath.Join(dir, "f.o")
+	if err := os.WriteFile(src, []byte("static inline int sq(int x) { return x * x; }\nint f(int x) { return sq(x) + 1; }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("gcc", "-g", "-O2", "-c", "-o", obj, src).CombinedOutput(); err != nil {
+		t.Fatalf("gcc: %v\n%s", err, out)
+	}
+	f, err := elf.Open(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	x, err := readInlineIndex(f, 0)
+	if err == nil || !strings.Contains(err.Error(), "relocates") {
+		t.Fatalf("index %v, error %v; want a refusal of relocated DWARF", x, err)
+	}
+	t.Log(err)
 }
