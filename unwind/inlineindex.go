@@ -81,7 +81,7 @@ func readInlineIndex(f *elf.File, sizeHint int) (*inlineIndex, error) {
 	if err != nil {
 		return nil, fmt.Errorf("DWARF: .debug_abbrev: %w", err)
 	}
-	x := &inlineIndex{names: make(map[string]uint8, sizeHint), abstract: map[uint32]string{}}
+	x := &inlineIndex{names: make(map[string]uint8, sizeHint+sizeHint/4), abstract: map[uint32]string{}}
 	w := dieWalker{file: f, abbrevData: abbrevData, tables: map[uint32][]abbrev{}, ix: x}
 	r := info.Open()
 	var unit []byte
@@ -393,17 +393,16 @@ func (w *dieWalker) unit(base uint32, data []byte) error {
 			w.outer, w.outerName, w.outerFrom = -1, nil, 0
 			if hasName {
 				w.outerName = name
-				bits, ok := w.ix.names[string(name)] // no copy unless new
+				// One map operation per name: names are nearly all
+				// distinct, so copying first costs less than looking up
+				// first.
+				key := w.keep(name)
+				bits := uint8(nameKnown)
 				if inline {
 					bits |= nameAbstract
+					w.ix.abstract[off] = key
 				}
-				if !ok || inline {
-					key := w.keep(name)
-					w.ix.names[key] = bits | nameKnown
-					if inline {
-						w.ix.abstract[off] = key
-					}
-				}
+				w.ix.names[key] |= bits
 			} else if hasOrigin {
 				w.outerFrom = origin
 			}
