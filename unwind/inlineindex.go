@@ -58,8 +58,10 @@ var errNoDWARFInfo = errors.New("no .debug_info")
 // tests' oracle): named top-level subprograms, and inlined subroutines
 // inside concrete ones.
 //
-// sizeHint is about how many functions the binary has.
-func readInlineIndex(f *elf.File, sizeHint int) (*inlineIndex, error) {
+// file, when not nil, is f's file, from which compressed sections are
+// inflated (see inflater); sizeHint is about how many functions the binary
+// has.
+func readInlineIndex(f *elf.File, file io.ReaderAt, sizeHint int) (*inlineIndex, error) {
 	info, abbrevSec := debugSection(f, "info"), debugSection(f, "abbrev")
 	if info == nil || abbrevSec == nil || info.Type == elf.SHT_NOBITS {
 		return nil, errNoDWARFInfo
@@ -83,7 +85,10 @@ func readInlineIndex(f *elf.File, sizeHint int) (*inlineIndex, error) {
 	}
 	x := &inlineIndex{names: make(map[string]uint8, sizeHint+sizeHint/4), abstract: map[uint32]string{}}
 	w := dieWalker{file: f, abbrevData: abbrevData, tables: map[uint32][]abbrev{}, ix: x}
-	r := info.Open()
+	r, err := openSection(info, f, file)
+	if err != nil {
+		return nil, fmt.Errorf("DWARF: .debug_info: %w", err)
+	}
 	var unit []byte
 	var off uint32
 	for {
