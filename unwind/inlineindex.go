@@ -9,7 +9,6 @@ import (
 	"io"
 	"slices"
 	"strings"
-	"unsafe"
 )
 
 // inlineIndex is what DWARF says about inlining, kept small: the names of
@@ -21,10 +20,9 @@ import (
 // standard reader's entries cost a few hundred bytes each, and a 40,000
 // function binary has half a million of them).
 type inlineIndex struct {
-	names    map[string]uint8  // nameKnown | nameAbstract
-	abstract map[uint32]string // offset of an abstract subprogram -> its name
+	names    *nameSet          // with nameKnown | nameAbstract
+	abstract map[uint32]uint32 // DIE offset of an abstract subprogram -> its name in names
 	sites    []inlineSite      // in DIE order
-	outers   []string          // names of the concrete subprograms holding sites
 }
 
 const (
@@ -33,7 +31,7 @@ const (
 )
 
 // inlineSite is one DW_TAG_inlined_subroutine: the offset of its abstract
-// origin, and the subprogram holding it, by name (an index in outers) or
+// origin, and the subprogram holding it, by name (its offset in names) or
 // by the offset of the abstract origin naming it.
 type inlineSite struct {
 	origin uint32
@@ -83,7 +81,7 @@ func readInlineIndex(f *elf.File, file io.ReaderAt, sizeHint int) (*inlineIndex,
 	if err != nil {
 		return nil, fmt.Errorf("DWARF: .debug_abbrev: %w", err)
 	}
-	x := &inlineIndex{names: make(map[string]uint8, sizeHint+sizeHint/4), abstract: map[uint32]string{}}
+	x := &inlineIndex{names: newNameSet(sizeHint + sizeHint/4), abstract: map[uint32]uint32{}}
 	w := dieWalker{file: f, abbrevData: abbrevData, tables: map[uint32][]abbrev{}, ix: x}
 	r, err := openSection(info, f, file)
 	if err != nil {
@@ -120,23 +118,25 @@ func readInlineIndex(f *elf.File, file io.ReaderAt, sizeHint int) (*inlineIndex,
 // inlined answers Inlined for a function DWARF describes: known is false
 // when DWARF has no subprogram of that name.
 func (x *inlineIndex) inlined(name string) (known, inlined bool, into []string) {
-	bits := x.names[name]
-	switch {
-	case bits&nameKnown == 0:
+	off, ok := x.names.lookup(name)
+	if !ok {
 		return false, false, nil
-	case bits&nameAbstract == 0:
+	}
+	if x.names.bits(off)&nameAbstract == 0 {
 		// Every inlined subroutine's origin is an abstract subprogram.
 		return true, false, nil
 	}
 	// Callers are asked for rarely (a refusal's message): scan the sites
 	// in DIE order, as the reader met them.
 	for _, s := range x.sites {
-		if x.abstract[s.origin] != name {
+		if o, ok := x.abstract[s.origin]; !ok || o != off {
 			continue
 		}
-		outer := x.abstract[s.outer]
+		var outer string
 		if s.named {
-			outer = x.outers[s.outer]
+			outer = x.names.name(s.outer)
+		} else if o, ok := x.abstract[s.outer]; ok {
+			outer = x.names.name(o)
 		}
 		if !slices.Contains(into, outer) {
 			into = append(into, outer)
@@ -171,14 +171,12 @@ type dieWalker struct {
 	tables  map[uint32][]abbrev // by .debug_abbrev offset; index = code
 	ix      *inlineIndex
 
-	// outerName names the top-level subprogram the walk is in (outer is
-	// its index in ix.outers once a site needs it, else -1); without a
-	// name, outerFrom is the abstract origin naming it.
-	outer     int
-	outerName []byte
+	// The top-level subprogram the walk is in: by its name's offset in
+	// ix.names when named is set, else by outerFrom, the abstract origin
+	// naming it.
+	named     bool
+	outer     uint32
 	outerFrom uint32
-
-	arena []byte // where kept names are copied (see keep)
 }
 
 // DWARF forms (DWARF 5 section 7.5.6), which debug/dwarf does not export.
@@ -395,26 +393,24 @@ func (w *dieWalker) unit(base uint32, data []byte) error {
 		}
 		switch {
 		case depth == 1 && a.tag == dwarf.TagSubprogram:
-			w.outer, w.outerName, w.outerFrom = -1, nil, 0
+			w.named, w.outer, w.outerFrom = false, 0, 0
 			if hasName {
-				w.outerName = name
-				// One map operation per name: names are nearly all
-				// distinct, so copying first costs less than looking up
-				// first.
-				key := w.keep(name)
 				bits := uint8(nameKnown)
 				if inline {
 					bits |= nameAbstract
-					w.ix.abstract[off] = key
 				}
-				w.ix.names[key] |= bits
+				at := w.ix.names.add(name, bits)
+				if inline {
+					w.ix.abstract[off] = at
+				}
+				w.named, w.outer = len(name) > 0, at
 			} else if hasOrigin {
 				w.outerFrom = origin
 			}
 		case a.tag == dwarf.TagInlinedSubroutine && hasOrigin:
 			s := inlineSite{origin: origin, outer: w.outerFrom}
-			if len(w.outerName) > 0 {
-				s.outer, s.named = w.outerIndex(), true
+			if w.named {
+				s.outer, s.named = w.outer, true
 			}
 			w.ix.sites = append(w.ix.sites, s)
 		}
@@ -430,34 +426,7 @@ func (w *dieWalker) unit(base uint32, data []byte) error {
 			depth++
 		}
 	}
-	if w.outer < 0 && len(w.outerName) > 0 {
-		// The unit's buffer is about to be reused: keep the name, as the
-		// reader would for a site in the next unit.
-		w.outerName = []byte(w.keep(w.outerName))
-	}
 	return nil
-}
-
-// keep copies a name out of the unit's buffer into the index's arena:
-// one allocation per 64 KiB of names, not one per name.
-func (w *dieWalker) keep(b []byte) string {
-	if len(b) > cap(w.arena)-len(w.arena) {
-		w.arena = make([]byte, 0, max(64<<10, len(b)))
-	}
-	w.arena = append(w.arena, b...)
-	// The arena's bytes are never written again: a chunk that fills up is
-	// left to the strings pointing into it, and a new one started.
-	return unsafe.String(unsafe.SliceData(w.arena[len(w.arena)-len(b):]), len(b))
-}
-
-// outerIndex returns the index in ix.outers of the subprogram the walk is
-// in, keeping its name the first time.
-func (w *dieWalker) outerIndex() uint32 {
-	if w.outer < 0 {
-		w.outer = len(w.ix.outers)
-		w.ix.outers = append(w.ix.outers, w.keep(w.outerName))
-	}
-	return uint32(w.outer)
 }
 
 // cursor reads the attribute values of one unit.
