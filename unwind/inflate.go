@@ -9,14 +9,14 @@ import (
 	"io"
 )
 
-// inflater reads a zlib stream (RFC 1950, DEFLATE inside, RFC 1951) held
-// in memory, the form of a compressed ELF section. It does what
-// compress/zlib does, about three times as fast: a 64-bit bit buffer
-// filled from the bytes directly, and one table lookup per Huffman symbol
-// (tables indexed by all 15 bits, rebuilt per block). The first Set of a
-// process inflates .debug_info, megabytes in a large binary, and
-// compress/flate was half of its time. The Adler-32 checksum is checked
-// at the end, so a decoding error cannot go unnoticed.
+// inflater reads a zlib stream (RFC 1950, DEFLATE inside, RFC 1951), the
+// form of a compressed ELF section, from a file. It does what
+// compress/zlib does, 1.7 times as fast on Go's DWARF: a 64-bit bit buffer
+// filled eight bytes at a time, and one table lookup per Huffman code of
+// up to 10 bits (tables rebuilt per block). The first Set of a process
+// inflates .debug_info, megabytes in a large binary, and compress/flate
+// was half of its time. The Adler-32 checksum is checked at the end
+// (Read's io.EOF), so a decoding error cannot go unnoticed.
 type inflater struct {
 	// The stream is read from src in chunks into buf; in is what of buf
 	// holds input.

@@ -15,8 +15,8 @@ import (
 // the functions DWARF describes (with a bit for an abstract subprogram,
 // DW_AT_inline), and the inlined subroutines as pairs of DIE offsets,
 // resolved to names only when a caller list is asked for. It is built in
-// one pass over .debug_info, decompressed one compile unit at a time into
-// one reused buffer: nothing else of the DWARF is read or kept (the
+// one pass over .debug_info, inflated one compile unit at a time into one
+// reused buffer: nothing else of the DWARF is read or kept (the
 // standard reader's entries cost a few hundred bytes each, and a 40,000
 // function binary has half a million of them).
 type inlineIndex struct {
