@@ -295,7 +295,13 @@ func (f *inflater) huffman() (err error) {
 				bits, nbits, in, pos = f.bits, f.nbits, f.in, f.pos
 			}
 		}
-		sym, n := f.lit.decode(bits)
+		var sym int
+		var n uint
+		if e := f.lit.fast[bits&(1<<fastBits-1)]; e&15 != 0 {
+			sym, n = int(e>>4), uint(e&15) // decode's fast path, inline
+		} else {
+			sym, n = f.lit.decode(bits)
+		}
 		if n == 0 {
 			return errInflate
 		}
@@ -317,7 +323,12 @@ func (f *inflater) huffman() (err error) {
 		length := int(lenBase[i]) + int(bits&(1<<eb-1))
 		bits >>= eb
 		nbits -= eb
-		d, n := f.dist.decode(bits)
+		var d int
+		if e := f.dist.fast[bits&(1<<fastBits-1)]; e&15 != 0 {
+			d, n = int(e>>4), uint(e&15)
+		} else {
+			d, n = f.dist.decode(bits)
+		}
 		if n == 0 || d >= 30 {
 			return errInflate
 		}
