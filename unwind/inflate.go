@@ -11,7 +11,7 @@ import (
 
 // inflater reads a zlib stream (RFC 1950, DEFLATE inside, RFC 1951), the
 // form of a compressed ELF section, from a file. It does what
-// compress/zlib does, 1.7 times as fast on Go's DWARF: a 64-bit bit buffer
+// compress/zlib does, about twice as fast on Go's DWARF: a 64-bit bit buffer
 // filled eight bytes at a time, and one table lookup per Huffman code of
 // up to 10 bits (tables rebuilt per block). The first Set of a process
 // inflates .debug_info, megabytes in a large binary, and compress/flate
