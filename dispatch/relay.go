@@ -71,6 +71,11 @@ type relay struct {
 	// cached, when not nil, stands for space.Busy() during PlanAll; pages
 	// mapped since are in pages, and a page taken meanwhile fails Reserve.
 	cached []Range
+	// seen is the last space.Busy(), which later searches reuse for the
+	// same reasons (reading /proc/self/maps costs tens of microseconds, a
+	// third of a later first Set); a search that finds nothing with it
+	// reads the address space again.
+	seen []Range
 }
 
 // siteAlign is the alignment sites get when the pins leave the low bits
@@ -151,8 +156,20 @@ func (r *relay) inPage(p *relayPage, jmpEnd uintptr, pins Pins, size, align int)
 }
 
 // newPage searches the reachable address space for a free page holding an
-// allowed site address: upwards from jmpEnd, then downwards.
+// allowed site address: upwards from jmpEnd, then downwards. A search over
+// a remembered view of the address space that finds nothing is made again
+// over a fresh one.
 func (r *relay) newPage(jmpEnd uintptr, pins Pins, size, align int) (uintptr, *relayPage, error) {
+	remembered := r.cached == nil && r.seen != nil
+	t, p, err := r.searchPage(jmpEnd, pins, size, align)
+	if err != nil && remembered {
+		r.seen = nil
+		t, p, err = r.searchPage(jmpEnd, pins, size, align)
+	}
+	return t, p, err
+}
+
+func (r *relay) searchPage(jmpEnd uintptr, pins Pins, size, align int) (uintptr, *relayPage, error) {
 	busy, err := r.busy()
 	if err != nil {
 		return 0, nil, err
@@ -260,7 +277,12 @@ func (r *relay) newPage(jmpEnd uintptr, pins Pins, size, align int) (uintptr, *r
 func (r *relay) busy() ([]Range, error) {
 	b, err := r.cached, error(nil)
 	if b == nil {
-		b, err = r.space.Busy()
+		b = r.seen
+	}
+	if b == nil {
+		if b, err = r.space.Busy(); err == nil {
+			r.seen = b
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading the address space: %w", err)

@@ -82,3 +82,56 @@ func TestInPagesRemembersFullPages(t *testing.T) {
 		t.Fatalf("partly in reach: noRoom %d", q.noRoom)
 	}
 }
+
+// countingSpace counts the reads of its address space.
+type countingSpace struct {
+	Simulated
+	reads int
+}
+
+func (s *countingSpace) Busy() ([]Range, error) {
+	s.reads++
+	return s.Simulated.Busy()
+}
+
+// TestNewPageRemembersTheAddressSpace: new pages are searched in the view
+// of the address space read for the first one, not read again each time;
+// when that view is out of date, a page found free but taken since fails
+// Reserve and the search goes on, and a search that finds nothing reads
+// the space again.
+func TestNewPageRemembersTheAddressSpace(t *testing.T) {
+	space := &countingSpace{Simulated: Simulated{Taken: []Range{{0x400000, 0x3000000}}}}
+	r := relay{space: space}
+	pins := Pins{Mask: 0xff000000, Value: 0x76000000}
+	const jmpEnd = 0x401005
+	first, _, err := r.fresh(jmpEnd, pins, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Something else maps the pages where the next one would go.
+	next := first&^(pageSize-1) + pageSize
+	space.Taken = append(space.Taken, Range{next, next + 0x10000})
+	second, _, err := r.fresh(jmpEnd, pins, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second >= next && second < next+0x10000 {
+		t.Fatalf("second site %#x in a range taken since the space was read", second)
+	}
+	if space.reads != 1 {
+		t.Fatalf("%d reads of the address space for two pages, want 1", space.reads)
+	}
+	// The remembered view says the whole window is taken; it is free now.
+	space.Taken = []Range{{0, 0x7fff_ffff_ffff}}
+	r.seen = nil
+	if _, _, err := r.fresh(jmpEnd, pins, 9); err == nil {
+		t.Fatal("placed a site in a full address space")
+	}
+	space.Taken = nil
+	if _, _, err := r.fresh(jmpEnd, pins, 9); err != nil {
+		t.Fatalf("the space was freed, but the search kept its old view: %v", err)
+	}
+	if space.reads != 3 {
+		t.Fatalf("%d reads, want 3", space.reads)
+	}
+}

@@ -29,6 +29,7 @@ var dependencies = []string{
 	"hash",
 	"hash/adler32",
 	"hash/crc32",
+	"hash/maphash",
 	"internal/abi",
 	"internal/asan",
 	"internal/bisect",

@@ -9,6 +9,12 @@
 // file, at the bias /proc/self/maps gives, and checks it as SelfCheck
 // checks the executable.
 //
+// It reads only what is asked, once: for this process the function table
+// is read in place in memory and searched, the symbol table and the list of
+// every function are built on first need, and the inlining facts come from
+// one pass over .debug_info into a compact index (inlineindex.go), so that
+// the first Set of a process stays cheap in a large binary.
+//
 // The Go function table's layout is private to the runtime: SelfCheck
 // compares what this package reads with runtime.FuncForPC and the live
 // text once, and its failure makes Switchboard refuse every patch

@@ -2,7 +2,6 @@ package unwind
 
 import (
 	"bytes"
-	"debug/dwarf"
 	"debug/elf"
 	"encoding/binary"
 	"errors"
@@ -14,6 +13,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"unsafe"
 
 	"github.com/ianlancetaylor/demangle"
 )
@@ -47,10 +47,19 @@ type Image struct {
 	live bool
 
 	file  *elf.File
-	syms  []elf.Symbol
 	pcln  *pclntab
-	funcs []Func
 	loads []Range
+
+	// The symbol table and the list of every function are read on first
+	// need only: a Set of a Go function needs neither (Lookup searches the
+	// function table itself), and in a large binary they cost megabytes.
+	symsOnce   sync.Once
+	syms       []elf.Symbol
+	symsErr    error
+	funcsMu    sync.Mutex
+	funcsBuilt bool
+	funcs      []Func // Go and foreign, sorted by entry, at load addresses
+	funcsErr   error
 
 	// InlineSource says where Inlined looks, once it has run: "DWARF"
 	// (then .gopclntab for functions DWARF does not describe) or
@@ -58,12 +67,9 @@ type Image struct {
 	InlineSource string
 
 	inlineOnce sync.Once
-	inl        dwarfInline
-	anyInline  bool // some function of .gopclntab has inlined code
+	inl        *inlineIndex // nil without DWARF
+	anyInline  bool         // some function of .gopclntab has inlined code
 	inlineErr  error
-
-	textOnce sync.Once
-	text     map[*elf.Section][]byte
 }
 
 // Open reads the functions of the ELF binary at path, at its link-time
@@ -103,26 +109,106 @@ func Self() (*Image, error) {
 
 func openSelf() (*Image, error) {
 	live := reflect.ValueOf(anchor).Pointer()
+	f, err := elf.Open("/proc/self/exe")
+	if err != nil {
+		return nil, fmt.Errorf("unwind: %w", err)
+	}
+	im := &Image{Path: "/proc/self/exe", file: f, live: true}
+	bias, err := loadBias(f)
+	if err == nil && im.holdsAt(live, bias) {
+		if err := im.loadSelf(bias); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("unwind: %s: %w", im.Path, err)
+		}
+		return im, nil
+	}
+	f.Close()
 	if m, ok := moduleAt(live); ok && !m.Main {
 		// A c-shared library loaded by a C (or other) host: the Go
 		// runtime, and this code, live in the library, not in the
 		// executable.
 		return openModule(m.Path, m.Bias, live)
 	}
-	im, err := Open("/proc/self/exe")
-	if err != nil {
-		return nil, err
+	if err == nil {
+		err = fmt.Errorf("this code (%#x) is in no load segment of the executable, nor in another object", live)
 	}
-	bias, err := loadBias(im.file)
-	if err != nil {
-		return nil, fmt.Errorf("unwind: %w", err)
+	return nil, fmt.Errorf("unwind: %w", err)
+}
+
+// holdsAt reports whether one of the file's load segments, mapped with
+// bias, holds pc: whether this code is the executable's.
+func (im *Image) holdsAt(pc, bias uintptr) bool {
+	for _, p := range im.file.Progs {
+		if p.Type == elf.PT_LOAD && uintptr(p.Vaddr)+bias <= pc && pc < uintptr(p.Vaddr+p.Memsz)+bias {
+			return true
+		}
 	}
-	if err := im.fixTextStart(live, bias); err != nil {
-		return nil, err
+	return false
+}
+
+// loadSelf reads the running binary's function table where the runtime
+// reads it, in memory (no copy: its pages are the file's, and mostly
+// resident already), and finds the text start from anchor's live address
+// rather than from the symbol table.
+func (im *Image) loadSelf(bias uintptr) error {
+	im.Bias = bias
+	for _, p := range im.file.Progs {
+		if p.Type == elf.PT_LOAD {
+			im.loads = append(im.loads, Range{uintptr(p.Vaddr) + bias, uintptr(p.Vaddr+p.Memsz) + bias})
+		}
 	}
-	im.rebase(bias)
-	im.live = true
-	return im, nil
+	if im.file.Section(".text") == nil {
+		return errors.New("not a Go binary: no .text")
+	}
+	var err error
+	data, ok := im.livePclntab()
+	if !ok {
+		syms, err := im.elfSymbols()
+		if err != nil {
+			return err
+		}
+		if data, _, err = findPclntab(im.file, syms); err != nil {
+			return err
+		}
+	}
+	if im.pcln, err = parsePclntab(data, 0); err != nil {
+		return err
+	}
+	live := reflect.ValueOf(anchor).Pointer()
+	name := runtime.FuncForPC(live).Name()
+	// The text section's start is runtime.text in an internally linked
+	// binary: try it with one lookup before searching the table by name.
+	im.pcln.textStart = im.file.Section(".text").Addr
+	if f, ok := im.goLookup(live); ok && f.Entry == live && f.Name == name {
+		return nil
+	}
+	i := im.pcln.index(name, -1)
+	if i < 0 {
+		return fmt.Errorf("no function %s to find the text start", name)
+	}
+	im.pcln.textStart = uint64(live-bias) - uint64(im.pcln.entryOff(i))
+	return nil
+}
+
+// livePclntab returns the function table section's bytes in this
+// process's memory, when a read-only load segment maps all of it from the
+// file: the runtime reads the same bytes.
+func (im *Image) livePclntab() ([]byte, bool) {
+	for _, name := range pclntabSections {
+		s := im.file.Section(name)
+		if s == nil || s.Type == elf.SHT_NOBITS || s.Flags&elf.SHF_ALLOC == 0 || s.Flags&elf.SHF_COMPRESSED != 0 || s.Size == 0 {
+			continue
+		}
+		for _, p := range im.file.Progs {
+			if p.Type == elf.PT_LOAD && p.Flags&elf.PF_W == 0 && p.Vaddr <= s.Addr && s.Addr+s.Size <= p.Vaddr+p.Filesz &&
+				s.Offset-p.Off == s.Addr-p.Vaddr {
+				// The address is mapped from the file for the life of the process.
+				at := unsafe.Add(unsafe.Pointer(nil), uintptr(s.Addr)+im.Bias)
+				return unsafe.Slice((*byte)(at), s.Size), true
+			}
+		}
+	}
+	return nil, false
 }
 
 // moduleAt returns the mapped object holding pc, if /proc/self/maps can be
@@ -223,21 +309,6 @@ func loadBias(f *elf.File) (uintptr, error) {
 	return 0, errors.New("no AT_PHDR, or program headers outside every PT_LOAD segment")
 }
 
-func (im *Image) rebase(bias uintptr) {
-	if bias == 0 {
-		return
-	}
-	im.Bias = bias
-	for i := range im.funcs {
-		im.funcs[i].Entry += bias
-		im.funcs[i].Next += bias
-	}
-	for i := range im.loads {
-		im.loads[i].Start += bias
-		im.loads[i].End += bias
-	}
-}
-
 // load lists the Go functions from .gopclntab, which even stripped
 // binaries keep, and adds the other functions of the symbol table (C code
 // of cgo programs) when there is one.
@@ -247,34 +318,71 @@ func (im *Image) load() error {
 			im.loads = append(im.loads, Range{uintptr(p.Vaddr), uintptr(p.Vaddr + p.Memsz)})
 		}
 	}
-	var err error
-	im.syms, err = im.file.Symbols()
-	if err != nil && !errors.Is(err, elf.ErrNoSymbols) {
+	syms, err := im.elfSymbols()
+	if err != nil {
 		return err
 	}
 	text := im.file.Section(".text")
 	if text == nil {
 		return errors.New("not a Go binary: no .text")
 	}
-	data, _, err := findPclntab(im.file, im.syms)
+	data, _, err := findPclntab(im.file, syms)
 	if err != nil {
 		return err
 	}
 	if im.pcln, err = parsePclntab(data, 0); err != nil {
 		return err
 	}
-	im.pcln.textStart = im.textStart(text)
-	return im.list()
+	im.pcln.textStart = im.textStart(text, syms)
+	_, err = im.allFuncs()
+	return err
 }
 
-// list builds the function list from the table and the symbols.
-func (im *Image) list() error {
-	var err error
-	if im.funcs, err = im.pcln.funcs(); err != nil {
-		return err
+// elfSymbols returns the ELF symbol table, read once; none for a stripped
+// binary.
+func (im *Image) elfSymbols() ([]elf.Symbol, error) {
+	im.symsOnce.Do(func() {
+		im.syms, im.symsErr = im.file.Symbols()
+		if errors.Is(im.symsErr, elf.ErrNoSymbols) {
+			im.symsErr = nil
+		}
+	})
+	return im.syms, im.symsErr
+}
+
+// allFuncs builds the list of every function once: the Go table's and the
+// symbol table's others, at load addresses.
+func (im *Image) allFuncs() ([]Func, error) {
+	im.funcsMu.Lock()
+	defer im.funcsMu.Unlock()
+	if !im.funcsBuilt {
+		im.funcs, im.funcsErr = im.buildFuncs()
+		im.funcsBuilt = true
 	}
-	im.funcs = append(im.funcs, im.foreign(im.syms)...)
-	slices.SortFunc(im.funcs, func(a, b Func) int {
+	return im.funcs, im.funcsErr
+}
+
+// list builds the list of every function again, after the text start
+// changed.
+func (im *Image) list() error {
+	im.funcsMu.Lock()
+	defer im.funcsMu.Unlock()
+	im.funcs, im.funcsErr = im.buildFuncs()
+	im.funcsBuilt = true
+	return im.funcsErr
+}
+
+func (im *Image) buildFuncs() ([]Func, error) {
+	syms, err := im.elfSymbols()
+	if err != nil {
+		return nil, err
+	}
+	funcs, err := im.pcln.funcs()
+	if err != nil {
+		return nil, err
+	}
+	funcs = append(funcs, im.foreign(funcs, syms)...)
+	slices.SortFunc(funcs, func(a, b Func) int {
 		switch {
 		case a.Entry < b.Entry:
 			return -1
@@ -283,15 +391,38 @@ func (im *Image) list() error {
 		}
 		return 0
 	})
-	return nil
+	for i := range funcs {
+		funcs[i].Entry += im.Bias
+		funcs[i].Next += im.Bias
+	}
+	return funcs, nil
+}
+
+// rebase moves the image to where it is loaded: bias is added to every
+// file address (Bias was zero).
+func (im *Image) rebase(bias uintptr) {
+	if bias == 0 {
+		return
+	}
+	im.Bias = bias
+	im.funcsMu.Lock()
+	for i := range im.funcs {
+		im.funcs[i].Entry += bias
+		im.funcs[i].Next += bias
+	}
+	im.funcsMu.Unlock()
+	for i := range im.loads {
+		im.loads[i].Start += bias
+		im.loads[i].End += bias
+	}
 }
 
 // textStart finds runtime.text, the base of the table's entry offsets: its
 // symbol, or, in a stripped binary, the 32-byte aligned start (Go aligns
 // every function so) from which the most functions begin with a Go
 // prologue. An external linker may put C start-up code before it.
-func (im *Image) textStart(text *elf.Section) uint64 {
-	for _, s := range im.syms {
+func (im *Image) textStart(text *elf.Section, syms []elf.Symbol) uint64 {
+	for _, s := range syms {
 		if s.Name == "runtime.text" {
 			return s.Value
 		}
@@ -331,11 +462,12 @@ func (im *Image) execSection(addr uint64) *elf.Section {
 	return nil
 }
 
-// foreign lists the function symbols the Go table does not cover.
-func (im *Image) foreign(syms []elf.Symbol) []Func {
+// foreign lists the function symbols the Go table (goFuncs, at file
+// addresses) does not cover.
+func (im *Image) foreign(goFuncs []Func, syms []elf.Symbol) []Func {
 	covered := func(a uint64) bool {
-		i := sort.Search(len(im.funcs), func(i int) bool { return uint64(im.funcs[i].Entry) > a }) - 1
-		return i >= 0 && a < uint64(im.funcs[i].Next)
+		i := sort.Search(len(goFuncs), func(i int) bool { return uint64(goFuncs[i].Entry) > a }) - 1
+		return i >= 0 && a < uint64(goFuncs[i].Next)
 	}
 	var all []elf.Symbol
 	for _, s := range syms {
@@ -372,15 +504,25 @@ func (im *Image) foreign(syms []elf.Symbol) []Func {
 	return out
 }
 
-// Funcs returns every function, sorted by entry.
-func (im *Image) Funcs() []Func { return im.funcs }
+// Funcs returns every function, sorted by entry. The first call builds the
+// list; nil if the table cannot be read.
+func (im *Image) Funcs() []Func {
+	funcs, _ := im.allFuncs()
+	return funcs
+}
 
 // Loads returns the PT_LOAD segments.
 func (im *Image) Loads() []Range { return im.loads }
 
-// Lookup returns the function whose code or padding holds pc.
+// Lookup returns the function whose code or padding holds pc. A Go
+// function is found in the function table itself; other code in the list
+// of every function, which this builds on first need.
 func (im *Image) Lookup(pc uintptr) (Func, bool) {
-	i, found := slices.BinarySearchFunc(im.funcs, pc, func(f Func, pc uintptr) int {
+	if f, ok := im.goLookup(pc); ok {
+		return f, true
+	}
+	funcs, _ := im.allFuncs()
+	i, found := slices.BinarySearchFunc(funcs, pc, func(f Func, pc uintptr) int {
 		switch {
 		case f.Entry < pc:
 			return -1
@@ -392,31 +534,62 @@ func (im *Image) Lookup(pc uintptr) (Func, bool) {
 	if !found {
 		i--
 	}
-	if i < 0 || pc >= im.funcs[i].Next {
+	if i < 0 || pc >= funcs[i].Next {
 		return Func{}, false
 	}
-	return im.funcs[i], true
+	return funcs[i], true
+}
+
+// goLookup finds the Go function whose code or padding holds pc by a
+// binary search of the function table.
+func (im *Image) goLookup(pc uintptr) (f Func, ok bool) {
+	i := im.goIndex(pc)
+	if i < 0 {
+		return Func{}, false
+	}
+	defer func() {
+		if recover() != nil {
+			f, ok = Func{}, false // a truncated table: the self-check says so
+		}
+	}()
+	f = im.pcln.function(i)
+	f.Entry += im.Bias
+	f.Next += im.Bias
+	return f, true
+}
+
+// goIndex returns the index in the function table of the Go function
+// whose code or padding holds pc, or -1.
+func (im *Image) goIndex(pc uintptr) (i int) {
+	t := im.pcln
+	if t == nil || pc < im.Bias {
+		return -1
+	}
+	defer func() {
+		if recover() != nil {
+			i = -1
+		}
+	}()
+	a := uint64(pc - im.Bias)
+	if t.nfunc == 0 || a < t.entry(0) || a >= t.entry(t.nfunc) {
+		return -1
+	}
+	return sort.Search(t.nfunc, func(i int) bool { return t.entry(i) > a }) - 1
 }
 
 // Bytes returns a function's bytes from its entry to the next symbol, from
-// the file.
+// the file (those bytes only).
 func (im *Image) Bytes(f Func) ([]byte, error) {
-	im.textOnce.Do(func() { im.text = map[*elf.Section][]byte{} })
 	addr := uint64(f.Entry - im.Bias)
 	sec := im.execSection(addr)
-	if sec == nil {
+	if sec == nil || addr+uint64(f.Room()) > sec.Addr+sec.Size {
 		return nil, fmt.Errorf("%s: %#x is in no executable section", f.Name, f.Entry)
 	}
-	data, ok := im.text[sec]
-	if !ok {
-		var err error
-		if data, err = sec.Data(); err != nil {
-			return nil, err
-		}
-		im.text[sec] = data
+	data := make([]byte, f.Room())
+	if _, err := sec.ReadAt(data, int64(addr-sec.Addr)); err != nil {
+		return nil, fmt.Errorf("%s: %w", f.Name, err)
 	}
-	off := addr - sec.Addr
-	return data[off : off+uint64(f.Room())], nil
+	return data, nil
 }
 
 // ErrNoInlineProof: the binary cannot show that a function was not
@@ -439,103 +612,35 @@ var ErrNoInlineProof = errors.New("cannot prove it was not inlined")
 func (im *Image) Inlined(name string) (inlined bool, into []string, err error) {
 	im.inlineOnce.Do(func() {
 		im.InlineSource = "pclntab"
-		if d, err := im.file.DWARF(); err == nil {
-			im.InlineSource = "DWARF"
-			im.inl, im.inlineErr = dwarfInlines(d)
-			if im.inlineErr != nil {
-				return
-			}
+		var file io.ReaderAt
+		if fh, err := os.Open(im.Path); err == nil {
+			defer fh.Close()
+			file = fh
+		}
+		x, err := readInlineIndex(im.file, file, im.pcln.nfunc)
+		switch {
+		case errors.Is(err, errNoDWARFInfo):
+		case err != nil:
+			// DWARF that cannot be read proves nothing either way.
+			im.InlineSource, im.inlineErr = "DWARF", err
+			return
+		default:
+			im.InlineSource, im.inl = "DWARF", x
 		}
 		im.anyInline, im.inlineErr = im.pcln.inlining()
 	})
 	if im.inlineErr != nil {
 		return false, nil, fmt.Errorf("unwind: %w", im.inlineErr)
 	}
-	if im.inl.known[name] {
-		return im.inl.abstract[name] || len(im.inl.into[name]) > 0, im.inl.into[name], nil
+	if im.inl != nil {
+		if known, inlined, into := im.inl.inlined(name); known {
+			return inlined, into, nil
+		}
 	}
 	if im.anyInline {
 		return false, nil, ErrNoInlineProof
 	}
 	return false, nil, nil
-}
-
-// dwarfInline is what DWARF says about inlining.
-type dwarfInline struct {
-	known    map[string]bool     // functions DWARF describes, concrete or abstract
-	abstract map[string]bool     // functions with an abstract subprogram (DW_AT_inline)
-	into     map[string][]string // inlined function -> functions it was inlined into
-}
-
-// dwarfInlines reads every subprogram and inlined subroutine.
-func dwarfInlines(d *dwarf.Data) (dwarfInline, error) {
-	out := dwarfInline{known: map[string]bool{}, abstract: map[string]bool{}, into: map[string][]string{}}
-	abstract := map[dwarf.Offset]string{} // DW_AT_inline subprograms
-	type site struct {
-		origin    dwarf.Offset
-		outer     string       // named outer function
-		outerFrom dwarf.Offset // or the abstract origin naming it
-	}
-	var sites []site
-	var outer string
-	var outerFrom dwarf.Offset
-	r := d.Reader()
-	depth := 0
-	for {
-		e, err := r.Next()
-		if err != nil {
-			return out, fmt.Errorf("DWARF: %w", err)
-		}
-		if e == nil {
-			break
-		}
-		if e.Tag == 0 {
-			depth--
-			continue
-		}
-		switch e.Tag {
-		case dwarf.TagSubprogram:
-			if depth == 1 {
-				outer, outerFrom = "", 0
-				if n, ok := e.Val(dwarf.AttrName).(string); ok {
-					outer = n
-					out.known[n] = true
-					if e.Val(dwarf.AttrInline) != nil {
-						abstract[e.Offset] = n
-						out.abstract[n] = true
-					}
-				} else if o, ok := e.Val(dwarf.AttrAbstractOrigin).(dwarf.Offset); ok {
-					outerFrom = o
-				}
-			}
-		case dwarf.TagInlinedSubroutine:
-			if o, ok := e.Val(dwarf.AttrAbstractOrigin).(dwarf.Offset); ok {
-				sites = append(sites, site{o, outer, outerFrom})
-			}
-		}
-		if e.Children {
-			// Only concrete subprograms hold inlined subroutines: skip
-			// the members of types and the parameters of abstract ones.
-			if depth == 1 && (e.Tag != dwarf.TagSubprogram || e.Val(dwarf.AttrInline) != nil) {
-				r.SkipChildren()
-				continue
-			}
-			depth++
-		}
-	}
-	seen := map[[2]string]bool{}
-	for _, s := range sites {
-		in, outerName := abstract[s.origin], s.outer
-		if outerName == "" {
-			outerName = abstract[s.outerFrom]
-		}
-		if in == "" || seen[[2]string{in, outerName}] {
-			continue
-		}
-		seen[[2]string{in, outerName}] = true
-		out.into[in] = append(out.into[in], outerName)
-	}
-	return out, nil
 }
 
 // Name names the function holding pc: the runtime's name for Go code, else

@@ -8,7 +8,7 @@ import "strings"
 // a method of type X?).
 func (im *Image) FuncNames(prefix string) []string {
 	var out []string
-	for _, f := range im.funcs {
+	for _, f := range im.Funcs() {
 		if strings.HasPrefix(f.Name, prefix) {
 			out = append(out, f.Name)
 		}
@@ -19,7 +19,7 @@ func (im *Image) FuncNames(prefix string) []string {
 // FuncNamed returns the function of that exact name, scanning every
 // function as FuncNames does.
 func (im *Image) FuncNamed(name string) (Func, bool) {
-	for _, f := range im.funcs {
+	for _, f := range im.Funcs() {
 		if f.Name == name {
 			return f, true
 		}

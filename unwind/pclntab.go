@@ -72,16 +72,6 @@ func (t *pclntab) entry(i int) uint64 { return t.textStart + uint64(t.entryOff(i
 
 func (t *pclntab) entryOff(i int) uint32 { return t.u32(t.functab, 2*i) }
 
-// offsetOf returns the entry offset of the named function.
-func (t *pclntab) offsetOf(name string) (uint32, bool) {
-	for i := range t.nfunc {
-		if t.name(t.fn(i)) == name {
-			return t.entryOff(i), true
-		}
-	}
-	return 0, false
-}
-
 func (t *pclntab) name(f []byte) string {
 	b := t.funcnames[t.u32(f, fieldNameOff):]
 	for i, c := range b {
@@ -133,17 +123,24 @@ func (t *pclntab) funcs() (out []Func, err error) {
 			out, err = nil, fmt.Errorf("%w: truncated function table", errPCLN)
 		}
 	}()
+	out = make([]Func, 0, t.nfunc)
 	for i := range t.nfunc {
-		f := t.fn(i)
-		entry := t.entry(i)
-		next := t.entry(i + 1) // the table has nfunc+1 entries
-		size := next - entry
-		if off := t.u32(f, fieldPCSP); off != 0 {
-			size = min(size, t.pcvalue(off, nil))
-		}
-		out = append(out, Func{Name: t.name(f), Entry: uintptr(entry), Size: int(size), Next: uintptr(next), Go: true})
+		out = append(out, t.function(i))
 	}
 	return out, nil
+}
+
+// function returns the i'th function, at its file address. It panics on a
+// truncated table.
+func (t *pclntab) function(i int) Func {
+	f := t.fn(i)
+	entry := t.entry(i)
+	next := t.entry(i + 1) // the table has nfunc+1 entries
+	size := next - entry
+	if off := t.u32(f, fieldPCSP); off != 0 {
+		size = min(size, t.pcvalue(off, nil))
+	}
+	return Func{Name: t.name(f), Entry: uintptr(entry), Size: int(size), Next: uintptr(next), Go: true}
 }
 
 // inlining reports whether the compiler inlined anything into any

@@ -70,8 +70,11 @@ func (im *Image) check(anchors []uintptr) error {
 			return fail("anchor %s at %#x: table says %q at %#x", rf.Name(), pc, f.Name, f.Entry)
 		}
 	}
+	// Look near the runtime's own code first: morestack is there in every
+	// build seen.
+	near := im.goIndex(reflect.ValueOf(runtime.GC).Pointer())
 	for _, name := range []string{"runtime.morestack", "runtime.morestack_noctxt"} {
-		i := t.index(name)
+		i := t.index(name, near)
 		if i < 0 {
 			return fail("no %s", name)
 		}
@@ -162,10 +165,33 @@ func (t *pclntab) printName(i int) string {
 	return name
 }
 
-// index returns the table index of the named function, or -1.
-func (t *pclntab) index(name string) int {
+// index returns the table index of the named function, or -1. It looks
+// outwards from index near first, when near is not -1, then everywhere,
+// and compares the table's bytes in place: it touches only the part of a
+// large table it has to.
+func (t *pclntab) index(name string, near int) (i int) {
+	defer func() {
+		if recover() != nil {
+			i = -1 // a truncated table
+		}
+	}()
+	is := func(i int) bool {
+		b := t.funcnames[t.u32(t.fn(i), fieldNameOff):]
+		return len(b) > len(name) && b[len(name)] == 0 && string(b[:len(name)]) == name
+	}
+	if near >= 0 && near < t.nfunc {
+		for d := 0; near-d >= 0 || near+d < t.nfunc; d++ {
+			if near-d >= 0 && is(near-d) {
+				return near - d
+			}
+			if near+d < t.nfunc && is(near+d) {
+				return near + d
+			}
+		}
+		return -1
+	}
 	for i := range t.nfunc {
-		if t.name(t.fn(i)) == name {
+		if is(i) {
 			return i
 		}
 	}
