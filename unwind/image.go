@@ -612,12 +612,7 @@ var ErrNoInlineProof = errors.New("cannot prove it was not inlined")
 func (im *Image) Inlined(name string) (inlined bool, into []string, err error) {
 	im.inlineOnce.Do(func() {
 		im.InlineSource = "pclntab"
-		var file io.ReaderAt
-		if fh, err := os.Open(im.Path); err == nil {
-			defer fh.Close()
-			file = fh
-		}
-		x, err := readInlineIndex(im.file, file, im.pcln.nfunc)
+		x, err := readInlineIndex(im.file, im.pcln.nfunc)
 		switch {
 		case errors.Is(err, errNoDWARFInfo):
 		case err != nil:

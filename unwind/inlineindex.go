@@ -15,7 +15,7 @@ import (
 // the functions DWARF describes (with a bit for an abstract subprogram,
 // DW_AT_inline), and the inlined subroutines as pairs of DIE offsets,
 // resolved to names only when a caller list is asked for. It is built in
-// one pass over .debug_info, inflated one compile unit at a time into one
+// one pass over .debug_info, read one compile unit at a time into one
 // reused buffer: nothing else of the DWARF is read or kept (the
 // standard reader's entries cost a few hundred bytes each, and a 40,000
 // function binary has half a million of them).
@@ -55,11 +55,8 @@ var errNoDWARFInfo = errors.New("no .debug_info")
 // same entries dwarfInlines did with debug/dwarf's reader (kept as the
 // tests' oracle): named top-level subprograms, and inlined subroutines
 // inside concrete ones.
-//
-// file, when not nil, is f's file, from which compressed sections are
-// inflated (see inflater); sizeHint is about how many functions the binary
-// has.
-func readInlineIndex(f *elf.File, file io.ReaderAt, sizeHint int) (*inlineIndex, error) {
+// sizeHint is about how many functions the binary has.
+func readInlineIndex(f *elf.File, sizeHint int) (*inlineIndex, error) {
 	info, abbrevSec := debugSection(f, "info"), debugSection(f, "abbrev")
 	if info == nil || abbrevSec == nil || info.Type == elf.SHT_NOBITS {
 		return nil, errNoDWARFInfo
@@ -83,10 +80,9 @@ func readInlineIndex(f *elf.File, file io.ReaderAt, sizeHint int) (*inlineIndex,
 	}
 	x := &inlineIndex{names: newNameSet(sizeHint + sizeHint/4), abstract: map[uint32]uint32{}}
 	w := dieWalker{file: f, abbrevData: abbrevData, tables: map[uint32][]abbrev{}, ix: x}
-	r, err := openSection(info, f, file)
-	if err != nil {
-		return nil, fmt.Errorf("DWARF: .debug_info: %w", err)
-	}
+	// Section.Open inflates a compressed section with compress/zlib, as
+	// it streams: the unit buffer below is all the index holds.
+	r := info.Open()
 	var unit []byte
 	var off uint32
 	for {

@@ -44,12 +44,7 @@ func compareInlineIndex(t *testing.T, im *Image, minKnown, minInlined int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	exe, err := os.Open(im.Path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer exe.Close()
-	x, err := readInlineIndex(im.file, exe, im.pcln.nfunc)
+	x, err := readInlineIndex(im.file, im.pcln.nfunc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +93,7 @@ func TestInlineIndexRefusesRelocatedDWARF(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	x, err := readInlineIndex(f, nil, 0)
+	x, err := readInlineIndex(f, 0)
 	if err == nil || !strings.Contains(err.Error(), "relocates") {
 		t.Fatalf("index %v, error %v; want a refusal of relocated DWARF", x, err)
 	}
