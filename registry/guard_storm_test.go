@@ -2,6 +2,7 @@ package registry_test
 
 import (
 	"io"
+	"math"
 	"runtime"
 	"runtime/pprof"
 	"testing"
@@ -88,7 +89,7 @@ func TestGuardStorm(t *testing.T) {
 			name: "method-instantiation", tactic: "",
 			call: func(x int) int {
 				if got := lm.size(7, x); got != 2*x+2 {
-					return -1 << 40 // wrong for every x
+					return math.MinInt // wrong for every x
 				}
 				return li.size(7, x)
 			},
@@ -104,7 +105,7 @@ func TestGuardStorm(t *testing.T) {
 			name: "method-instantiation-struct", tactic: "",
 			call: func(x int) int {
 				if got := lp2.size(pt2{1, 2}, x); got != 2*x+5 {
-					return -1 << 40
+					return math.MinInt
 				}
 				return lp.size(pt{1, 2}, x)
 			},
