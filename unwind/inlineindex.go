@@ -435,22 +435,15 @@ type cursor struct {
 }
 
 func (c *cursor) uleb() (uint64, bool) {
-	var v uint64
-	var shift uint
-	for i := c.pos; i < len(c.data); i++ {
-		x := c.data[i]
-		if shift < 64 {
-			v |= uint64(x&0x7f) << shift
-		}
-		shift += 7
-		if x&0x80 == 0 {
-			c.pos = i + 1
-			return v, true
-		}
-	}
-	return 0, false
+	b := c.data[c.pos:]
+	v, ok := uleb(&b)
+	c.pos = len(c.data) - len(b)
+	return v, ok
 }
 
+// uleb reads an unsigned LEB128 off the front of b. Unlike
+// binary.Uvarint it reads past 64 bits (gcc writes 128-bit constants),
+// keeping the low ones.
 func uleb(b *[]byte) (uint64, bool) {
 	var v uint64
 	var shift uint
