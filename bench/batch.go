@@ -4,11 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strings"
 	"text/template"
 )
 
@@ -32,44 +29,16 @@ type BatchRun struct {
 	RelayPages int   `json:"relay_pages"` // distinct relay pages their sites are on
 }
 
-// ModuleDir returns the root of the Switchboard module the current
-// directory is in, for the generated program's replace directive.
-func ModuleDir() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	gomod := strings.TrimSpace(string(out))
-	data, err := os.ReadFile(gomod)
-	if gomod == "" || gomod == os.DevNull || err != nil || !bytes.Contains(data, []byte("module github.com/switchboard-go/switchboard\n")) {
-		return "", fmt.Errorf("not inside the Switchboard module (go env GOMOD = %q)", gomod)
-	}
-	return filepath.Dir(gomod), nil
-}
-
 // BuildBatchProgram writes a program with n distinct functions that
 // stages, commits and undoes one batch over all of them, and builds it in
 // dir against the Switchboard module at module. It returns the binary.
 func BuildBatchProgram(dir, module string, n int) (string, error) {
-	gomod, err := os.ReadFile(filepath.Join(module, "go.mod"))
-	if err != nil {
-		return "", err
-	}
-	gosum, err := os.ReadFile(filepath.Join(module, "go.sum"))
-	if err != nil {
-		return "", err
-	}
-	requires := regexp.MustCompile(`(?s)require \(.*?\)\n`).FindAll(gomod, -1)
-	mod := fmt.Sprintf("module switchboard.test/batchbench\n\ngo 1.26.0\n\nrequire github.com/switchboard-go/switchboard v0.0.0\n\n%s\nreplace github.com/switchboard-go/switchboard => %s\n",
-		bytes.Join(requires, []byte("\n")), module)
 	var src bytes.Buffer
 	if err := batchProgram.Execute(&src, n); err != nil {
 		return "", err
 	}
-	for name, data := range map[string][]byte{"go.mod": []byte(mod), "go.sum": gosum, "main.go": src.Bytes()} {
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
-			return "", err
-		}
+	if err := WriteProgram(dir, module, "switchboard.test/batchbench", map[string][]byte{"main.go": src.Bytes()}); err != nil {
+		return "", err
 	}
 	bin := filepath.Join(dir, "batchbench")
 	cmd := exec.Command("go", "build", "-o", bin, ".")

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"text/template"
 )
 
@@ -45,18 +44,7 @@ const firstSetBase = 4_000
 // (-gcflags=all=-l -ldflags=-s -w), the build in which Set can prove
 // "not inlined" without DWARF. It returns the binary.
 func BuildFirstSetProgram(dir, module string, n int, dwarf bool) (string, error) {
-	gomod, err := os.ReadFile(filepath.Join(module, "go.mod"))
-	if err != nil {
-		return "", err
-	}
-	gosum, err := os.ReadFile(filepath.Join(module, "go.sum"))
-	if err != nil {
-		return "", err
-	}
-	requires := regexp.MustCompile(`(?s)require \(.*?\)\n`).FindAll(gomod, -1)
-	mod := fmt.Sprintf("module switchboard.test/firstset\n\ngo 1.26.0\n\nrequire github.com/switchboard-go/switchboard v0.0.0\n\n%s\nreplace github.com/switchboard-go/switchboard => %s\n",
-		bytes.Join(requires, []byte("\n")), module)
-	files := map[string][]byte{"go.mod": []byte(mod), "go.sum": gosum}
+	files := map[string][]byte{}
 	// Each step of a package adds five functions to the table: a
 	// function, two methods, a function and its closure.
 	perPkg := 200
@@ -73,13 +61,8 @@ func BuildFirstSetProgram(dir, module string, n int, dwarf bool) (string, error)
 		return "", err
 	}
 	files["main.go"] = src.Bytes()
-	for name, data := range files {
-		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
-			return "", err
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
-			return "", err
-		}
+	if err := WriteProgram(dir, module, "switchboard.test/firstset", files); err != nil {
+		return "", err
 	}
 	bin := filepath.Join(dir, "firstset")
 	args := []string{"build", "-o", bin}
