@@ -24,22 +24,11 @@ func TestVariantsComputeTheSame(t *testing.T) {
 // a direct call timed in the same benchmark, chunk by chunk. ns/op counts
 // both loops (b.N variant calls and b.N direct calls).
 func BenchmarkDispatch(b *testing.B) {
-	for _, v := range Variants() {
-		b.Run(v.Name, func(b *testing.B) {
-			undo, err := v.Setup()
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer undo()
-			if err := Check(v); err != nil {
-				b.Fatal(err)
-			}
-			b.ResetTimer()
-			ns, ratio := Ratio(v, b.N)
-			b.ReportMetric(ns, "ns/call")
-			b.ReportMetric(ratio, "x-direct")
-		})
-	}
+	eachVariant(b, func(b *testing.B, v Variant) {
+		ns, ratio := Ratio(v, b.N)
+		b.ReportMetric(ns, "ns/call")
+		b.ReportMetric(ratio, "x-direct")
+	})
 }
 
 // BenchmarkDispatchMin reports, per variant, x-direct-min: the fastest
@@ -47,6 +36,14 @@ func BenchmarkDispatch(b *testing.B) {
 // alternated (MinRatio), for comparisons on a loaded machine. Use a fixed
 // count, e.g. -benchtime 20000000x.
 func BenchmarkDispatchMin(b *testing.B) {
+	eachVariant(b, func(b *testing.B, v Variant) {
+		b.ReportMetric(MinRatio(v, b.N), "x-direct-min")
+	})
+}
+
+// eachVariant runs measure as a sub-benchmark of each variant, installed
+// and checked.
+func eachVariant(b *testing.B, measure func(*testing.B, Variant)) {
 	for _, v := range Variants() {
 		b.Run(v.Name, func(b *testing.B) {
 			undo, err := v.Setup()
@@ -58,7 +55,7 @@ func BenchmarkDispatchMin(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.ResetTimer()
-			b.ReportMetric(MinRatio(v, b.N), "x-direct-min")
+			measure(b, v)
 		})
 	}
 }
