@@ -5,6 +5,7 @@
 #include "go_asm.h"
 #include "textflag.h"
 #include "funcdata.h"
+#include "shift_amd64.h"
 
 // SITE_ROUTE is where a site keeps its *Route: right after the site's
 // JMP R12 (41 FF E4), which the dispatcher returns to.
@@ -163,13 +164,7 @@ original:
 	MOVQ	BX, AX; \
 	H_DROPRBX
 #define H_DROPRBX \
-	MOVQ	CX, BX; \
-	MOVQ	DI, CX; \
-	MOVQ	SI, DI; \
-	MOVQ	R8, SI; \
-	MOVQ	R9, R8; \
-	MOVQ	R10, R9; \
-	MOVQ	R11, R10; \
+	SHIFT_AFTER_RBX; \
 	MOVQ	entry_target(R12), DX; \
 	MOVQ	dictFuncval_impl(DX), DX; \
 	MOVQ	0(DX), R12; \

@@ -1,4 +1,5 @@
 #include "textflag.h"
+#include "shift_amd64.h"
 
 // dropDictionary is the code of the funcvals that send a call of a generic
 // shape function to a replacement with the instantiation's own signature:
@@ -18,13 +19,7 @@
 // No frame and no call: asynchronous preemption never stops here.
 TEXT ·dropDictionary(SB), NOSPLIT|NOFRAME, $0-0
 	MOVQ	BX, AX
-	MOVQ	CX, BX
-	MOVQ	DI, CX
-	MOVQ	SI, DI
-	MOVQ	R8, SI
-	MOVQ	R9, R8
-	MOVQ	R10, R9
-	MOVQ	R11, R10
+	SHIFT_AFTER_RBX
 	MOVQ	8(DX), DX
 	MOVQ	0(DX), R12
 	JMP	R12
@@ -39,13 +34,7 @@ TEXT ·dropDictionary(SB), NOSPLIT|NOFRAME, $0-0
 //           arguments in RBX RCX RDI RSI R8 R9 R10 and DX = impl.
 // Clobbers: R12; BX-R10 as above.
 TEXT ·dropDictionaryRBX(SB), NOSPLIT|NOFRAME, $0-0
-	MOVQ	CX, BX
-	MOVQ	DI, CX
-	MOVQ	SI, DI
-	MOVQ	R8, SI
-	MOVQ	R9, R8
-	MOVQ	R10, R9
-	MOVQ	R11, R10
+	SHIFT_AFTER_RBX
 	MOVQ	8(DX), DX
 	MOVQ	0(DX), R12
 	JMP	R12
