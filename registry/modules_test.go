@@ -10,26 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-)
 
-// needToolchain skips a test that builds a Go plugin or c-shared library
-// where the toolchain cannot: both need cgo and its C compiler.
-func needToolchain(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("builds a plugin or a c-shared library and its host")
-	}
-	out, err := exec.Command("go", "env", "CGO_ENABLED", "CC").Output()
-	f := strings.Fields(string(out))
-	if err != nil || len(f) < 2 || f[0] != "1" {
-		t.Skipf("plugins and c-shared libraries need cgo (go env CGO_ENABLED CC = %q, %v)", out, err)
-	}
-	cc, err := exec.LookPath(f[1])
-	if err != nil {
-		t.Skipf("plugins and c-shared libraries need cgo's C compiler %s: %v", f[1], err)
-	}
-	return cc
-}
+	"github.com/switchboard-go/switchboard/internal/cgotool"
+)
 
 // goBuild builds pkg (a path from the module root) with the toolchain
 // running the test, so a plugin and its host match.
@@ -67,7 +50,7 @@ func runChild(t *testing.T, cmd *exec.Cmd) string {
 // function table and DWARF can prove (inlined into a plugin function, the
 // plugin's copy of fmt, a plugin closure's Original).
 func TestPluginStorm(t *testing.T) {
-	needToolchain(t)
+	cgotool.Need(t)
 	dir := t.TempDir()
 	so, host := filepath.Join(dir, "plug.so"), filepath.Join(dir, "pluginprog")
 	goBuild(t, so, "./testdata/pluginprog/plug", "-buildmode=plugin")
@@ -105,7 +88,7 @@ func TestPluginStorm(t *testing.T) {
 // library's Go code (the Go runtime and Switchboard live in the .so; the
 // executable holds no Go code) storms victim and checks its refusals.
 func TestCSharedStorm(t *testing.T) {
-	cc := needToolchain(t)
+	cc := cgotool.Need(t)
 	dir := t.TempDir()
 	so, host := filepath.Join(dir, "libvictim.so"), filepath.Join(dir, "host")
 	goBuild(t, so, "./testdata/csharedprog/lib", "-buildmode=c-shared")

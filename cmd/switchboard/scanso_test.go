@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/switchboard-go/switchboard/internal/cgotool"
 )
 
 // TestScanSharedObjects scans a Go plugin and a Go c-shared library (the
@@ -22,18 +24,7 @@ import (
 // 1.6% of the plugin's functions for want of a relay window below them,
 // which the loaded object has.
 func TestScanSharedObjects(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds a plugin and a c-shared library")
-	}
-	out, err := exec.Command("go", "env", "CGO_ENABLED", "CC").Output()
-	f := strings.Fields(string(out))
-	if err != nil || len(f) < 2 || f[0] != "1" {
-		t.Skipf("plugins and c-shared libraries need cgo (go env CGO_ENABLED CC = %q, %v)", out, err)
-	}
-	cc, err := exec.LookPath(f[1])
-	if err != nil {
-		t.Skipf("c-shared hosts need cgo's C compiler %s: %v", f[1], err)
-	}
+	cc := cgotool.Need(t)
 	dir := t.TempDir()
 	run := func(name string, args ...string) {
 		t.Helper()
