@@ -66,6 +66,16 @@ var (
 	times10 = func(x int) int { return x * 10 }
 )
 
+// callChecker returns a check that f(x) returns want, reported under name.
+func callChecker(t *testing.T) func(name string, f func(int) int, x, want int) {
+	return func(name string, f func(int) int, x, want int) {
+		t.Helper()
+		if got := f(x); got != want {
+			t.Errorf("%s: f(%d) = %d, want %d", name, x, got, want)
+		}
+	}
+}
+
 // TestDispatcherRules drives a hand-made site through every rule: the
 // global target, guards by RAX, by RDX and by label word in order, the
 // fall-through to the global target and to the original with RDX intact,
@@ -81,12 +91,7 @@ func TestDispatcherRules(t *testing.T) {
 	b := &closureVal{code: site, k: 9}
 	callA, callB := via(a), via(b)
 
-	check := func(name string, f func(int) int, x, want int) {
-		t.Helper()
-		if got := f(x); got != want {
-			t.Errorf("%s: f(%d) = %d, want %d", name, x, got, want)
-		}
-	}
+	check := callChecker(t)
 	check("rule 2: no target, original with RDX kept (a)", callA, 5, 12)
 	check("rule 2: no target, original with RDX kept (b)", callB, 5, 14)
 
@@ -248,12 +253,7 @@ func TestCallDispatcherRules(t *testing.T) {
 	a := &closureVal{code: entry, k: 7}
 	b := &closureVal{code: entry, k: 9}
 	callA, callB := via(a), via(b)
-	check := func(name string, f func(int) int, x, want int) {
-		t.Helper()
-		if got := f(x); got != want {
-			t.Errorf("%s: f(%d) = %d, want %d", name, x, got, want)
-		}
-	}
+	check := callChecker(t)
 	check("no target: original with RDX kept", callA, 5, 12)
 	route.Store(funcvalOf(plusOne))
 	check("global target", callA, 5, 6)
