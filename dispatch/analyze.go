@@ -1,8 +1,10 @@
 package dispatch
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 
 	"golang.org/x/arch/x86/x86asm"
 )
@@ -105,8 +107,7 @@ type inst struct {
 // prologue is the analysis of one function, shared by all its candidates.
 type prologue struct {
 	fn    Func
-	insts []inst
-	start map[int]int // instruction start offset -> index in insts
+	insts []inst // in address order
 	// restart is the offset of the stack-growth tail's JMP back to the
 	// entry (-1 if none): the only branch allowed to reach offset 0.
 	restart int
@@ -118,10 +119,10 @@ type prologue struct {
 // so every branch target is one of these boundaries.
 func decodeAll(f Func, isMorestack func(uintptr) bool) (*prologue, error) {
 	code := f.code()
-	// Sized for Go's average instruction (about 4 bytes): growing them
-	// was a third of a later first Set's allocations.
-	n := len(code)/4 + 1
-	p := &prologue{fn: f, insts: make([]inst, 0, n), start: make(map[int]int, n), restart: -1, isMorestack: isMorestack}
+	// Sized for short instructions (Go averages about 4 bytes): growing
+	// the slice, and a map of offsets it replaced, were a quarter of the
+	// decoding's time in a later first Set.
+	p := &prologue{fn: f, insts: make([]inst, 0, len(code)/3+1), restart: -1, isMorestack: isMorestack}
 	for off := 0; off < len(code); {
 		in, err := decode(code[off:])
 		// x86asm reports a truncated or lone-prefix instruction as a
@@ -137,7 +138,6 @@ func decodeAll(f Func, isMorestack func(uintptr) bool) (*prologue, error) {
 		if err != nil {
 			return nil, refuse(f, ReasonDecode, fmt.Sprintf("cannot decode the instruction at +%#x (% x): %v", off, head(code[off:], 8), err))
 		}
-		p.start[off] = len(p.insts)
 		p.insts = append(p.insts, inst{off, in})
 		off += in.Len
 	}
@@ -146,6 +146,12 @@ func decodeAll(f Func, isMorestack func(uintptr) bool) (*prologue, error) {
 }
 
 func head(b []byte, n int) []byte { return b[:min(n, len(b))] }
+
+// at returns the index of the instruction starting at offset off, or false
+// when off is no instruction boundary.
+func (p *prologue) at(off int) (int, bool) {
+	return slices.BinarySearchFunc(p.insts, off, func(in inst, off int) int { return cmp.Compare(in.off, off) })
+}
 
 var errUnstable = errors.New("decoding depends on the bytes after the instruction")
 
@@ -200,7 +206,7 @@ func (p *prologue) findRestart() int {
 		if !ok || t <= in.off {
 			continue
 		}
-		k, ok := p.start[t]
+		k, ok := p.at(t)
 		if !ok {
 			return -1
 		}

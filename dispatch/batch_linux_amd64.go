@@ -178,7 +178,7 @@ func InstallAll(ps []*Patch, routes []*switchboard.Route) error {
 	writeMu.Lock()
 	for _, p := range evs {
 		ev := p.Evict
-		if err := writeSite(unsafe.Slice((*byte)(ev.page.mem), pageSize), ev.page.addr, ev.Addr, ev.Code); err != nil {
+		if err := writeSite(ev.page, ev.Addr, ev.Code); err != nil {
 			writeMu.Unlock()
 			return refuseErr(p, ReasonMap, err)
 		}
@@ -215,9 +215,9 @@ type item struct {
 // page. The bytes were int3 and unreachable until now.
 func writeSites(items []item) error {
 	p0 := items[0].patch()
-	mem := p0.pageBytes()
-	if err := mprotect(mem, protRWX); err != nil {
-		return fmt.Errorf("mprotect relay %#x RWX: %w", p0.page.addr, err)
+	mem, err := openPage(p0.page)
+	if err != nil {
+		return err
 	}
 	binary.LittleEndian.PutUint64(mem[0:], uint64(switchboard.DispatcherPC()))
 	binary.LittleEndian.PutUint64(mem[8:], uint64(switchboard.CallDispatcherPC()))
@@ -227,5 +227,5 @@ func writeSites(items []item) error {
 		copy(at, p.SiteCode)
 		binary.LittleEndian.PutUint64(at[p.RouteAt:], uint64(uintptr(unsafe.Pointer(it.r))))
 	}
-	return mprotect(mem, protRX)
+	return closePage(p0.page, mem)
 }

@@ -171,8 +171,9 @@ func (Process) Busy() ([]Range, error) {
 	return out, sc.Err()
 }
 
-// Reserve maps one page at addr with MAP_FIXED_NOREPLACE, fills it with
-// int3 and leaves it read-execute.
+// Reserve maps one page at addr with MAP_FIXED_NOREPLACE and fills it with
+// int3. It stays read-write until writeSite writes its first site and
+// makes it read-execute: two mprotects fewer for each new page.
 func (Process) Reserve(addr uintptr) (unsafe.Pointer, error) {
 	// The address is a hint to the kernel, never dereferenced as given.
 	hint := unsafe.Add(unsafe.Pointer(nil), addr)
@@ -189,10 +190,6 @@ func (Process) Reserve(addr uintptr) (unsafe.Pointer, error) {
 	page := unsafe.Slice((*byte)(mem), pageSize)
 	for i := range page {
 		page[i] = 0xCC
-	}
-	if err := unix.Mprotect(page, protRX); err != nil {
-		_ = unix.MunmapPtr(mem, pageSize)
-		return nil, fmt.Errorf("mprotect %#x RX: %w", addr, err)
 	}
 	return mem, nil
 }
@@ -213,18 +210,17 @@ func (p *Patch) Install(route *switchboard.Route) error {
 	if err := Writable(); err != nil {
 		return err
 	}
-	mem := p.pageBytes()
-	if mem == nil || p.Evict != nil && p.Evict.page.mem == nil {
+	if p.page.mem == nil || p.Evict != nil && p.Evict.page.mem == nil {
 		return fmt.Errorf("%s: relay page %#x is simulated", p.Name, p.page.addr)
 	}
 	code := slices.Clone(p.SiteCode)
 	binary.LittleEndian.PutUint64(code[p.RouteAt:], uint64(uintptr(unsafe.Pointer(route))))
 	writeMu.Lock()
-	err := writeSite(mem, p.page.addr, p.Site, code)
+	err := writeSite(p.page, p.Site, code)
 	if ev := p.Evict; err == nil && ev != nil {
 		// The stub, like the site, is complete before the prologue leads
 		// to it.
-		err = writeSite(unsafe.Slice((*byte)(ev.page.mem), pageSize), ev.page.addr, ev.Addr, ev.Code)
+		err = writeSite(ev.page, ev.Addr, ev.Code)
 	}
 	writeMu.Unlock()
 	if errors.Is(err, ErrCodeWrite) {
@@ -242,17 +238,41 @@ func (p *Patch) Install(route *switchboard.Route) error {
 
 // writeSite writes the page header and one site. The bytes it writes were
 // int3 and unreachable until now; other sites of the page keep running.
-func writeSite(mem []byte, page, site uintptr, code []byte) error {
-	if err := Writable(); err != nil {
+func writeSite(pg *relayPage, site uintptr, code []byte) error {
+	mem, err := openPage(pg)
+	if err != nil {
 		return err
-	}
-	if err := unix.Mprotect(mem, protRWX); err != nil {
-		return codeWriteErr(fmt.Errorf("mprotect relay %#x RWX: %w", page, err), err)
 	}
 	binary.LittleEndian.PutUint64(mem[0:], uint64(switchboard.DispatcherPC()))
 	binary.LittleEndian.PutUint64(mem[8:], uint64(switchboard.CallDispatcherPC()))
-	copy(mem[site-page:], code)
-	return unix.Mprotect(mem, protRX)
+	copy(mem[site-pg.addr:], code)
+	return closePage(pg, mem)
+}
+
+// openPage makes a relay page writable (it is until its first site) and
+// returns its memory. writeMu is held.
+func openPage(pg *relayPage) ([]byte, error) {
+	if err := Writable(); err != nil {
+		return nil, err
+	}
+	mem := unsafe.Slice((*byte)(pg.mem), pageSize)
+	if !pg.exec {
+		return mem, nil
+	}
+	if err := mprotect(mem, protRWX); err != nil {
+		return nil, codeWriteErr(fmt.Errorf("mprotect relay %#x RWX: %w", pg.addr, err), err)
+	}
+	return mem, nil
+}
+
+// closePage makes a relay page read-execute again, or for the first time.
+// writeMu is held.
+func closePage(pg *relayPage, mem []byte) error {
+	if err := mprotect(mem, protRX); err != nil {
+		return codeWriteErr(fmt.Errorf("mprotect relay %#x RX: %w", pg.addr, err), err)
+	}
+	pg.exec = true
+	return nil
 }
 
 // Apply writes the prologue patch over the quadword's expected current

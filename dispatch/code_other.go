@@ -33,7 +33,7 @@ func SyncMethod() string { return "none (" + errPlatform.Error() + ")" }
 
 func swapQuad(unsafe.Pointer, [8]byte, [8]byte) (bool, error) { return false, errPlatform }
 
-func writeSite([]byte, uintptr, uintptr, []byte) error { return errPlatform }
+func writeSite(*relayPage, uintptr, []byte) error { return errPlatform }
 
 // Process is the live address space of this process; unsupported here.
 type Process struct{}

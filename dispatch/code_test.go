@@ -74,7 +74,8 @@ func TestNoSyncCoreRefusesWrites(t *testing.T) {
 	if written, err := swapQuad(q, [8]byte{}, patched); written || !errors.Is(err, ErrUnsupported) || *(*[8]byte)(q) != [8]byte{} {
 		t.Fatalf("swapQuad: written %v, err %v, bytes % x", written, err, *(*[8]byte)(q))
 	}
-	if err := writeSite(mem, uintptr(unsafe.Pointer(&mem[0])), uintptr(unsafe.Pointer(&mem[32])), []byte{0x90}); !errors.Is(err, ErrUnsupported) || mem[32] != 0 {
+	pg := &relayPage{addr: uintptr(unsafe.Pointer(&mem[0])), mem: unsafe.Pointer(&mem[0]), exec: true}
+	if err := writeSite(pg, uintptr(unsafe.Pointer(&mem[32])), []byte{0x90}); !errors.Is(err, ErrUnsupported) || mem[32] != 0 {
 		t.Fatalf("writeSite: %v, byte %#x", err, mem[32])
 	}
 	if perms := mapsPerms(t, uintptr(q)); perms != "r-xp" {

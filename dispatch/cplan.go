@@ -209,14 +209,13 @@ func (c *CPatch) Install(route *switchboard.CRoute) error {
 	if p.installed {
 		return nil
 	}
-	mem := p.pageBytes()
-	if mem == nil {
+	if p.page.mem == nil {
 		return fmt.Errorf("%s: relay page %#x is simulated", p.Name, p.page.addr)
 	}
 	code := append([]byte(nil), p.SiteCode...)
 	binary.LittleEndian.PutUint64(code[c.routeOff():], uint64(uintptr(unsafe.Pointer(route))))
 	writeMu.Lock()
-	err := writeSite(mem, p.page.addr, p.Site, code)
+	err := writeSite(p.page, p.Site, code)
 	writeMu.Unlock()
 	if err != nil {
 		return refuseErr(p, ReasonMap, err)
@@ -251,7 +250,7 @@ func (pl *Planner) PlanCTrampoline(f Func, cp *CPatch) (*Trampoline, error) {
 	if err != nil {
 		return nil, err
 	}
-	k, ok := pro.start[cp.p.Offset]
+	k, ok := pro.at(cp.p.Offset)
 	if !ok {
 		return nil, refuse(f, ReasonTrampoline, fmt.Sprintf("the patch point +%d is no instruction boundary", cp.p.Offset))
 	}

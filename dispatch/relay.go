@@ -32,8 +32,9 @@ type Range struct{ Start, End uintptr }
 type Space interface {
 	// Busy lists the ranges that are in use, in any order.
 	Busy() ([]Range, error)
-	// Reserve maps one read-execute page at addr, which must be free. The
-	// returned memory is nil in a simulation.
+	// Reserve maps one page at addr, which must be free, filled with int3
+	// and not yet executable: the first write of a site makes it
+	// read-execute. The returned memory is nil in a simulation.
 	Reserve(addr uintptr) (unsafe.Pointer, error)
 }
 
@@ -47,6 +48,10 @@ type relayPage struct {
 	// need not look again. Trampolines (unpinned) would otherwise rescan
 	// every full page for each new one.
 	noRoom int
+	// exec: the page has been made read-execute (guarded by writeMu).
+	// Until its first site it stays read-write and never executable, so
+	// that first write needs no mprotect to open it.
+	exec bool
 }
 
 func (p *relayPage) free(off, n int) bool {

@@ -302,7 +302,7 @@ func (t *Trampoline) Install(entry unsafe.Pointer) error {
 		return fmt.Errorf("%s: relay page %#x is simulated", t.Name, t.page.addr)
 	}
 	writeMu.Lock()
-	err := writeSite(unsafe.Slice((*byte)(t.page.mem), pageSize), t.page.addr, t.Addr, t.Code)
+	err := writeSite(t.page, t.Addr, t.Code)
 	writeMu.Unlock()
 	if err != nil {
 		return &RefusalError{Func: t.Name, Entry: t.Entry, Reason: ReasonMap, Detail: err.Error(), Err: ErrNoRelay}
