@@ -66,6 +66,9 @@ type Image struct {
 	// "pclntab".
 	InlineSource string
 
+	rootOnce sync.Once
+	root     string // GOROOT/src of the image's runtime, for StdPackage
+
 	inlineOnce sync.Once
 	inl        *inlineIndex // nil without DWARF
 	anyInline  bool         // some function of .gopclntab has inlined code
