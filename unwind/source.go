@@ -61,9 +61,13 @@ var rootAnchors = []string{"runtime.main", "runtime.goexit", "runtime.morestack"
 // image's runtime was compiled from, not this process's.
 func (im *Image) StdPackage(pc uintptr) (pkg string, ok bool) {
 	im.rootOnce.Do(func() {
+		if im.pcln == nil {
+			return
+		}
 		for _, n := range rootAnchors {
-			if f, found := im.FuncNamed(n); found {
-				if file, ok := im.File(f.Entry); ok {
+			// In place: the list of every function is not needed.
+			if i := im.pcln.index(n, -1); i >= 0 {
+				if file, ok := im.pcln.file(i); ok {
 					im.root = path.Dir(path.Dir(file))
 					return
 				}
