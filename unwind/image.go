@@ -66,6 +66,9 @@ type Image struct {
 	// "pclntab".
 	InlineSource string
 
+	namesOnce sync.Once
+	names     []string // every function's name, sorted, for FuncNames
+
 	rootOnce sync.Once
 	root     string // GOROOT/src of the image's runtime, for StdPackage
 
