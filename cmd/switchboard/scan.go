@@ -53,7 +53,8 @@ func runScan(args []string) error {
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: switchboard scan [-json] [BINARY]\n\n"+
 			"Plans a patch for every function of an ELF Go binary (default: this one)\n"+
-			"and reports the tactic, or why dispatch would refuse it.\n\n")
+			"and reports the tactic, or why dispatch would refuse it, and what\n"+
+			"registry's policy says of it (registry.Check, registry.CheckC).\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
