@@ -46,8 +46,6 @@ func wrapped(im *unwind.Image, name string, entry uintptr, depth int) string {
 		return ""
 	}
 	suffix := name[dot:]
-	running, err := unwind.ImageAt(entry)
-	live := err == nil && running == im
 	f, ok := im.Lookup(entry)
 	if !ok || f.Entry != entry {
 		return ""
@@ -58,7 +56,7 @@ func wrapped(im *unwind.Image, name string, entry uintptr, depth int) string {
 	}
 	insts, targets := dispatch.Steps(code[:min(f.Size, len(code))], entry)
 	for _, pc := range insts {
-		if !live {
+		if !im.Live() {
 			break
 		}
 		// At code inlined into the wrapper, the runtime names the

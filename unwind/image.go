@@ -510,6 +510,11 @@ func (im *Image) foreign(goFuncs []Func, syms []elf.Symbol) []Func {
 	return out
 }
 
+// Live reports whether the image is code of this process, loaded where its
+// addresses say (Self, ImageAt), rather than a file read for study (Open,
+// OpenAt): only then does the runtime answer for its code.
+func (im *Image) Live() bool { return im.live }
+
 // Funcs returns every function, sorted by entry. The first call builds the
 // list; nil if the table cannot be read.
 func (im *Image) Funcs() []Func {
