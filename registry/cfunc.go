@@ -236,15 +236,8 @@ func lookupC(op string, fn unsafe.Pointer) (*crecord, error) {
 		return fail(fmt.Sprintf("%#x", pc), because(ErrNotEntry, "%v", err))
 	}
 	name := unwind.Demangle(f.Name)
-	if unwind.CRuntime(f.Name) {
-		return fail(name, because(ErrProtected, "%s is C start-up code or the Go runtime's cgo glue", f.Name))
-	}
-	copies, _, err := unwind.CInlined(mod.Path, f.Name)
-	if err != nil {
-		return fail(name, because(ErrInlined, "cannot tell whether it was inlined: %v", err))
-	}
-	if len(copies) > 0 {
-		return fail(name, because(ErrInlined, "into %s (inlined copies or gcc clones)", strings.Join(copies, ", ")))
+	if err := cCode(mod.Path, f.Name); err != nil {
+		return fail(name, err)
 	}
 	live := unsafe.Slice((*byte)(fn), f.Room())
 	code := slices.Clone(live[:f.Size])

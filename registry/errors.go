@@ -42,7 +42,7 @@ var (
 // Error is the error of a refused Set, Reset or Original. Nothing was
 // changed, unless it wraps ErrUnfinished.
 type Error struct {
-	Op    string  // "Set", "Reset" or "Original"
+	Op    string  // "Set", "Reset", "Original", ...; "Check" or "CheckC" for a verdict without a patch
 	Func  string  // the function's name, or what was passed instead
 	Entry uintptr // its entry, when known
 	Err   error   // a sentinel, possibly wrapped with detail

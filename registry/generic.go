@@ -3,12 +3,10 @@ package registry
 import (
 	"reflect"
 	"strings"
-	"unsafe"
 
 	"golang.org/x/arch/x86/x86asm"
 
 	"github.com/switchboard-go/switchboard/dispatch"
-	"github.com/switchboard-go/switchboard/unwind"
 )
 
 // A generic function's func value names a wrapper, pkg.F[int], that loads
@@ -124,17 +122,6 @@ func written(in x86asm.Inst, loaded map[x86asm.Reg]uintptr) {
 	if r, ok := in.Args[0].(x86asm.Reg); ok {
 		delete(loaded, dispatch.Family(r))
 	}
-}
-
-// resolveInstantiation decodes the wrapper name at entry, size bytes long,
-// of the running program, naming call targets by their symbols in im (the
-// runtime elides type arguments from names).
-func resolveInstantiation(name string, entry unsafe.Pointer, size int, im *unwind.Image) (instantiation, error) {
-	code := unsafe.Slice((*byte)(entry), size)
-	return decodeWrapper(name, uintptr(entry), code, func(pc uintptr) (string, bool) {
-		f, ok := im.Lookup(pc)
-		return f.Name, ok && f.Entry == pc
-	})
 }
 
 // isMethod reports whether an instantiation's name is a method's,

@@ -159,9 +159,19 @@ func identity[F any](op string, fn F) (*record, scope, error) {
 		return rec, scope{}, nil
 	}
 	name := unwind.Name(uintptr(entry))
-	im, imErr := unwind.ImageAt(uintptr(entry)) // the program's, or a plugin's
+	im, err := unwind.ImageAt(uintptr(entry)) // the program's, or a plugin's
+	if err != nil {
+		rec, err := lookup(op, fn) // refuses
+		return rec, scope{}, err
+	}
+	tg, err := targetOf(im, name, uintptr(entry), func(f unwind.Func) ([]byte, error) {
+		return unsafe.Slice((*byte)(entry), f.Size), nil
+	})
+	if err != nil {
+		return nil, scope{}, &Error{Op: op, Func: name, Entry: uintptr(entry), Err: err}
+	}
 	switch {
-	case imErr == nil && isClosure(name, im):
+	case tg.closure:
 		rec, err := recordAt(op, entry, allowClosure, t)
 		if err != nil {
 			return nil, scope{}, err
@@ -173,31 +183,21 @@ func identity[F any](op string, fn F) (*record, scope, error) {
 			return rec, scope{}, nil
 		}
 		return rec, scope{rdx: uintptr(fv), keep: fv, what: fmt.Sprintf("closure %#x", uintptr(fv)), rank: rankIdentity}, nil
-	case strings.Contains(name, "[") && !strings.HasSuffix(name, "-fm"):
-		if imErr != nil {
-			break // lookup refuses
-		}
-		f, ok := im.Lookup(uintptr(entry))
-		if !ok || f.Entry != uintptr(entry) || !isInstantiation(f.Name) {
-			break // a shape function, or not an entry: lookup refuses
-		}
-		inst, err := resolveInstantiation(f.Name, entry, f.Size, im)
-		if err != nil {
-			return nil, scope{}, &Error{Op: op, Func: f.Name, Entry: uintptr(entry), Err: err}
-		}
+	case tg.inst != nil:
+		inst := *tg.inst
 		at, err := dictIndex(inst, t)
 		if err != nil {
-			return nil, scope{}, &Error{Op: op, Func: f.Name, Entry: uintptr(entry), Err: err}
+			return nil, scope{}, &Error{Op: op, Func: inst.name, Entry: uintptr(entry), Err: err}
 		}
 		if !dictFits(t) {
-			return nil, scope{}, &Error{Op: op, Func: f.Name, Entry: uintptr(entry), Err: because(ErrGeneric, "with the dictionary among them, its arguments no longer all fit in registers, which a replacement of type %v needs", t)}
+			return nil, scope{}, &Error{Op: op, Func: inst.name, Entry: uintptr(entry), Err: because(ErrGeneric, "with the dictionary among them, its arguments no longer all fit in registers, which a replacement of type %v needs", t)}
 		}
 		rec, err := recordAt(op, unsafe.Add(entry, int(inst.shape)-int(uintptr(entry))), allowGeneric, t)
 		if err != nil {
 			return nil, scope{}, err
 		}
 		dict := unsafe.Add(entry, int(inst.dict)-int(uintptr(entry)))
-		s := scope{dict: true, dictAt: at, keep: dict, what: "instantiation " + f.Name, rank: rankIdentity}
+		s := scope{dict: true, dictAt: at, keep: dict, what: "instantiation " + inst.name, rank: rankIdentity}
 		if at == 0 {
 			s.rax = inst.dict
 		} else {

@@ -43,8 +43,8 @@ func pkgPath(name string) string {
 // protected reports why a function may not be patched, or "". Where its
 // code comes from decides, not only its name: time.Sleep's body is the
 // runtime's (linkname), and protected as such.
-func protected(name string, entry uintptr) string {
-	if pkg, ok := unwind.StdPackage(entry); ok {
+func protected(im *unwind.Image, name string, entry uintptr) string {
+	if pkg, ok := im.StdPackage(entry); ok {
 		if why := protectedPkg(pkg); why != "" {
 			return "its code is in " + pkg + ": " + why
 		}

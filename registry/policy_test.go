@@ -7,9 +7,22 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/switchboard-go/switchboard/unwind"
 )
 
+// selfImage is the test binary's image, whose tables protected reads.
+func selfImage(t *testing.T) *unwind.Image {
+	t.Helper()
+	im, err := unwind.Self()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return im
+}
+
 func TestKindAndPolicy(t *testing.T) {
+	self := selfImage(t)
 	for _, tc := range []struct {
 		name      string
 		kind      error
@@ -56,8 +69,8 @@ func TestKindAndPolicy(t *testing.T) {
 		if got := kind(tc.name, nil); !errors.Is(got, tc.kind) || (got == nil) != (tc.kind == nil) {
 			t.Errorf("kind(%q) = %v, want %v", tc.name, got, tc.kind)
 		}
-		if got := protected(tc.name, 0) != ""; got != tc.protected {
-			t.Errorf("protected(%q) = %q, want protected %v", tc.name, protected(tc.name, 0), tc.protected)
+		if got := protected(self, tc.name, 0) != ""; got != tc.protected {
+			t.Errorf("protected(%q) = %q, want protected %v", tc.name, protected(self, tc.name, 0), tc.protected)
 		}
 	}
 }
@@ -66,15 +79,16 @@ func TestKindAndPolicy(t *testing.T) {
 // runtime's (//go:linkname pushes) are protected for where their code
 // comes from, whatever they are called.
 func TestProtectedByWhereCodeLives(t *testing.T) {
+	self := selfImage(t)
 	for name, fn := range map[string]any{"time.Sleep": time.Sleep, "syscall.Exit": syscall.Exit, "syscall.Getpagesize": syscall.Getpagesize} {
 		entry := reflect.ValueOf(fn).Pointer()
 		for _, as := range []string{name, "example.com/innocent.F"} {
-			if why := protected(as, entry); !strings.Contains(why, "code is in runtime") {
+			if why := protected(self, as, entry); !strings.Contains(why, "code is in runtime") {
 				t.Errorf("%s named %s: protected = %q, want its code in runtime", name, as, why)
 			}
 		}
 	}
-	if why := protected("example.com/innocent.F", reflect.ValueOf(TestProtectedByWhereCodeLives).Pointer()); why != "" {
+	if why := protected(self, "example.com/innocent.F", reflect.ValueOf(TestProtectedByWhereCodeLives).Pointer()); why != "" {
 		t.Errorf("a test function is protected: %s", why)
 	}
 }

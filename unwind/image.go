@@ -66,6 +66,12 @@ type Image struct {
 	// "pclntab".
 	InlineSource string
 
+	namesOnce sync.Once
+	names     []string // every function's name, sorted, for FuncNames
+
+	rootOnce sync.Once
+	root     string // GOROOT/src of the image's runtime, for StdPackage
+
 	inlineOnce sync.Once
 	inl        *inlineIndex // nil without DWARF
 	anyInline  bool         // some function of .gopclntab has inlined code
@@ -503,6 +509,11 @@ func (im *Image) foreign(goFuncs []Func, syms []elf.Symbol) []Func {
 	}
 	return out
 }
+
+// Live reports whether the image is code of this process, loaded where its
+// addresses say (Self, ImageAt), rather than a file read for study (Open,
+// OpenAt): only then does the runtime answer for its code.
+func (im *Image) Live() bool { return im.live }
 
 // Funcs returns every function, sorted by entry. The first call builds the
 // list; nil if the table cannot be read.

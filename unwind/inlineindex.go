@@ -9,6 +9,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // inlineIndex is what DWARF says about inlining, kept small: the names of
@@ -23,6 +24,12 @@ type inlineIndex struct {
 	names    *nameSet          // with nameKnown | nameAbstract
 	abstract map[uint32]uint32 // DIE offset of an abstract subprogram -> its name in names
 	sites    []inlineSite      // in DIE order
+
+	// byName groups the sites by their origin's name (its offset in
+	// names), in DIE order: built on the first caller list asked for, so
+	// that a scan asking for every function's callers reads the sites once.
+	byNameOnce sync.Once
+	byName     map[uint32][]int32
 }
 
 const (
@@ -122,12 +129,16 @@ func (x *inlineIndex) inlined(name string) (known, inlined bool, into []string) 
 		// Every inlined subroutine's origin is an abstract subprogram.
 		return true, false, nil
 	}
-	// Callers are asked for rarely (a refusal's message): scan the sites
-	// in DIE order, as the reader met them.
-	for _, s := range x.sites {
-		if o, ok := x.abstract[s.origin]; !ok || o != off {
-			continue
+	x.byNameOnce.Do(func() {
+		x.byName = map[uint32][]int32{}
+		for i, s := range x.sites {
+			if o, ok := x.abstract[s.origin]; ok {
+				x.byName[o] = append(x.byName[o], int32(i))
+			}
 		}
+	})
+	for _, i := range x.byName[off] {
+		s := x.sites[i]
 		var outer string
 		if s.named {
 			outer = x.names.name(s.outer)

@@ -163,3 +163,38 @@ func (t *pclntab) inlining() (found bool, err error) {
 	}
 	return false, nil
 }
+
+// Fields of _func for the source file, after those above.
+const (
+	fieldPCFile   = 5
+	fieldCUOffset = 8
+)
+
+// file returns the source file at function i's entry: its pcfile table
+// gives an index into its compilation unit's part of the cutab, which
+// gives an offset into the filetab (runtime/symtab.go, funcfile).
+func (t *pclntab) file(i int) (name string, ok bool) {
+	defer func() {
+		if recover() != nil {
+			name, ok = "", false // a truncated table
+		}
+	}()
+	f := t.fn(i)
+	v, ok := t.valueAt(t.u32(f, fieldPCFile), 0)
+	if !ok || v < 0 {
+		return "", false
+	}
+	word := func(i int) uint64 { return binary.LittleEndian.Uint64(t.data[8+i*8:]) }
+	cutab, filetab := t.data[word(4):], t.data[word(5):]
+	off := t.u32(cutab, int(t.u32(f, fieldCUOffset))+int(v))
+	if off == ^uint32(0) {
+		return "", false
+	}
+	b := filetab[off:]
+	for j, c := range b {
+		if c == 0 {
+			return string(b[:j]), true
+		}
+	}
+	return "", false
+}

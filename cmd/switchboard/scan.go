@@ -19,6 +19,7 @@ import (
 
 	"github.com/switchboard-go/switchboard"
 	"github.com/switchboard-go/switchboard/dispatch"
+	"github.com/switchboard-go/switchboard/registry"
 	"github.com/switchboard-go/switchboard/unwind"
 )
 
@@ -32,6 +33,10 @@ type scanResult struct {
 	// its code alone (nil: it works); the refusal itself when the
 	// function cannot be patched at all.
 	original error
+	// policy is registry's verdict before planning (registry.Check for Go
+	// code, registry.CheckC for C): nil when Set (SetC) would accept the
+	// function given an impl of its type, else its *registry.Error.
+	policy error
 }
 
 // scanReport is the outcome for every function of one binary, in address
@@ -48,7 +53,8 @@ func runScan(args []string) error {
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: switchboard scan [-json] [BINARY]\n\n"+
 			"Plans a patch for every function of an ELF Go binary (default: this one)\n"+
-			"and reports the tactic, or why dispatch would refuse it.\n\n")
+			"and reports the tactic, or why dispatch would refuse it, and what\n"+
+			"registry's policy says of it (registry.Check, registry.CheckC).\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -182,11 +188,16 @@ func scanImage(im *unwind.Image, space *dispatch.Simulated, disp, callDisp, nilF
 		if err != nil {
 			return nil, fmt.Errorf("scan %s: %w", im.Path, err)
 		}
-		scan := scanFunc
-		if !f.Go {
-			scan = func(pl *dispatch.Planner, f dispatch.Func) (scanResult, error) { return scanCFunc(pl, f, im.Path) }
+		df := dispatch.Func{Name: f.Name, Entry: f.Entry, Size: f.Size, Bytes: b}
+		var r scanResult
+		if f.Go {
+			r, err = scanFunc(pl, df)
+			r.policy = registry.Check(im, f.Entry)
+		} else {
+			policy := registry.CheckC(im.Path, f.Name)
+			r, err = scanCFunc(pl, df, policy)
+			r.policy = policy
 		}
-		r, err := scan(pl, dispatch.Func{Name: f.Name, Entry: f.Entry, Size: f.Size, Bytes: b})
 		if err != nil {
 			return nil, fmt.Errorf("scan %s: %w", im.Path, err)
 		}
@@ -269,6 +280,12 @@ type scanRow struct {
 	// Original is "" when registry.Original works for the function,
 	// otherwise why it refuses.
 	Original string `json:"original"`
+	// Registry is "" when registry's policy accepts the function: Set
+	// (SetC for C code) given an impl of its type would refuse it for no
+	// reason but the planner's, which refused says. Otherwise it is the
+	// sentinel's short name and the reason, "protected: package runtime is
+	// part of the runtime" (see registryWhy).
+	Registry string `json:"registry"`
 	*patchRow
 	*refusalRow
 }
@@ -301,7 +318,7 @@ type refusalRow struct {
 }
 
 func (r scanResult) row() scanRow {
-	row := scanRow{Name: r.fn.Name, Entry: fmt.Sprintf("%#x", r.fn.Entry), Size: r.fn.Size, Room: len(r.fn.Bytes), Original: r.originalWhy()}
+	row := scanRow{Name: r.fn.Name, Entry: fmt.Sprintf("%#x", r.fn.Entry), Size: r.fn.Size, Room: len(r.fn.Bytes), Original: r.originalWhy(), Registry: registryWhy(r.policy)}
 	if p := r.patch; p != nil {
 		// Copy: fn.Bytes aliases the binary's text.
 		written := append(slices.Clone(r.fn.Bytes[:p.Offset]), p.Bytes...)
@@ -365,7 +382,9 @@ func (rep *scanReport) totals() (tactics, reasons []scanCount, patched int) {
 	return tactics, reasons, patched
 }
 
-// coverage is the share of functions dispatch would patch.
+// coverage is the planner's coverage: the share of functions dispatch
+// would patch, whatever registry's policy says of them (issue 8's target
+// is about this one).
 func (rep *scanReport) coverage() float64 {
 	_, _, patched := rep.totals()
 	return share(patched, len(rep.results))
@@ -405,7 +424,7 @@ func (rep *scanReport) writeTotals(w io.Writer) {
 	for _, c := range reasons {
 		line("  "+c.name, c.n)
 	}
-	line("coverage", patched)
+	line("planner coverage", patched)
 
 	// Original, as a share of the patchable functions.
 	kinds := map[string]int{}
@@ -429,6 +448,7 @@ func (rep *scanReport) writeTotals(w io.Writer) {
 	for _, k := range ks {
 		fmt.Fprintf(w, "  %-28s %7d %8.2f%%\n", "  refused: "+k.name, k.n, 100*share(k.n, patched))
 	}
+	rep.writePolicyTotals(w)
 }
 
 // originalCoverage is the share of patchable functions Original works for.

@@ -399,6 +399,7 @@ func TestScanRow(t *testing.T) {
 			got := jsonRow(t, r)
 			want := map[string]any{"name": "main.f", "entry": "0x401000", "size": float64(tt.size), "room": float64(len(tt.code))}
 			want["original"] = ""
+			want["registry"] = "" // no policy verdict: registry accepts
 			if tt.refused != "" {
 				// Original refuses what Set refuses, with the reason.
 				if o, _ := got["original"].(string); !strings.HasPrefix(o, tt.refused+":") {

@@ -4,37 +4,32 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/switchboard-go/switchboard/dispatch"
-	"github.com/switchboard-go/switchboard/unwind"
+	"github.com/switchboard-go/switchboard/registry"
 )
 
 // The scan's refusals of C functions that registry.SetC refuses before
 // planning: start-up code and the cgo glue (ErrProtected), and functions
-// the compiler copied into callers (ErrInlined).
+// the compiler copied into callers (ErrInlined). They are older than the
+// registry field, which now says the same with SetC's own words; they stay
+// for the harnesses that read refused.
 const (
 	reasonCRuntime dispatch.Reason = "c-runtime"
 	reasonCInlined dispatch.Reason = "c-inlined"
 )
 
 // scanCFunc plans one C function (a symbol outside the Go function table)
-// with the rules registry.SetC applies: the runtime's C glue and functions
-// with inlined or cloned copies are refused, only int3/nop padding counts
-// as room, and the System V planner decides.
-func scanCFunc(pl *dispatch.Planner, f dispatch.Func, path string) (scanResult, error) {
-	refuse := func(r dispatch.Reason, detail string) (scanResult, error) {
-		return scanResult{fn: f, refusal: &dispatch.RefusalError{Func: f.Name, Entry: f.Entry, Reason: r, Detail: detail, Err: dispatch.ErrUnpatchable}}, nil
-	}
-	if unwind.CRuntime(f.Name) {
-		return refuse(reasonCRuntime, "C start-up code or the Go runtime's cgo glue")
-	}
-	copies, _, err := unwind.CInlined(path, f.Name)
-	if err != nil {
-		return refuse(reasonCInlined, fmt.Sprintf("cannot tell whether it was inlined: %v", err))
-	}
-	if len(copies) > 0 {
-		return refuse(reasonCInlined, "copied into "+strings.Join(copies, ", "))
+// with the rules registry.SetC applies: policy is SetC's verdict before
+// planning (registry.CheckC), then only int3/nop padding counts as room,
+// and the System V planner decides.
+func scanCFunc(pl *dispatch.Planner, f dispatch.Func, policy error) (scanResult, error) {
+	if policy != nil {
+		r := reasonCInlined
+		if errors.Is(policy, registry.ErrProtected) {
+			r = reasonCRuntime
+		}
+		return scanResult{fn: f, refusal: &dispatch.RefusalError{Func: f.Name, Entry: f.Entry, Reason: r, Detail: registryReason(policy), Err: dispatch.ErrUnpatchable}}, nil
 	}
 	if f.Size < len(f.Bytes) {
 		f.Bytes = f.Bytes[:f.Size+dispatch.CPadding(f.Bytes[f.Size:])]

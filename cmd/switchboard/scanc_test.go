@@ -46,7 +46,21 @@ func TestScanCFunctions(t *testing.T) {
 		"inlined_one":           "c-inlined",
 		"_ZNK4shop5Price3getEi": "entry-jump",
 	}
+	// The registry field: SetC's sentinel in the seed's own live checks
+	// (testdata/seed: ErrProtected for the glue, ErrInlined for
+	// inlined_one and Price::total), "" where SetC patches or only the
+	// planner refuses.
+	wantRegistry := map[string]string{
+		"one": "", "one_at2": "", "x_cgo_init": "protected", "inlined_one": "inlined",
+		"_ZNK4shop5Price3getEi": "", "_ZNK4shop5Price5totalEi": "inlined",
+	}
 	for _, r := range rep.results {
+		if w, ok := wantRegistry[r.fn.Name]; ok {
+			delete(wantRegistry, r.fn.Name)
+			if got := registryWhy(r.policy); sentinelOf(got) != w {
+				t.Errorf("%s: registry %q, want %q", r.fn.Name, got, w)
+			}
+		}
 		w, ok := want[r.fn.Name]
 		if !ok {
 			continue
@@ -65,8 +79,8 @@ func TestScanCFunctions(t *testing.T) {
 			t.Errorf("%s: %s, want %s", r.fn.Name, got, w)
 		}
 	}
-	if len(want) > 0 {
-		t.Fatalf("not scanned: %v", want)
+	if len(want) > 0 || len(wantRegistry) > 0 {
+		t.Fatalf("not scanned: %v %v", want, wantRegistry)
 	}
 }
 
