@@ -34,7 +34,8 @@ const (
 	// PrefixedJump puts 1-3 ignored prefixes (26/36/3E, a REX last) before
 	// the opcode, shifting which rel32 bytes are pinned.
 	PrefixedJump
-	// PastNop moves the patch point past a 1-byte nop.
+	// PastNop moves the patch point past the 1-byte nops (0x90) the
+	// function starts with, up to maxNopRun of them.
 	PastNop
 	// PastPushRBP moves the patch point past push rbp; the relay site pops
 	// it again before the dispatcher runs.
@@ -299,7 +300,9 @@ func (p *prologue) candidates(mode Mode, entry uintptr) ([]candidate, error) {
 	if first := p.insts[0]; len(p.insts) > 1 {
 		switch {
 		case first.Len == 1 && f.Bytes[0] == 0x90:
-			offsets = append(offsets, point{1, PastNop})
+			for k := 1; k <= p.nopRun(); k++ {
+				offsets = append(offsets, point{k, PastNop})
+			}
 		case first.Len == 1 && f.Bytes[0] == 0x55 && mode == SiteMode:
 			// Call mode cannot undo the push: its dispatcher has the
 			// return address on top of the saved rbp.
@@ -322,6 +325,24 @@ func (p *prologue) candidates(mode Mode, entry uintptr) ([]candidate, error) {
 		return cands, nil
 	}
 	return nil, err
+}
+
+// maxNopRun bounds the leading nops a patch point may move past: the
+// patch must still end in the entry's aligned quadword (+8), and the
+// trampoline copies the nops with the instruction after them.
+const maxNopRun = 3
+
+// nopRun counts the 1-byte nops (0x90) the function starts with, up to
+// maxNopRun and never all of its instructions. The compiler emits runs of
+// them for inlining marks. A thread stopped between two of them runs nops
+// up to the patch point and takes the patch with the entry's registers and
+// stack, as a thread at the entry would.
+func (p *prologue) nopRun() int {
+	k := 0
+	for k < maxNopRun && k+1 < len(p.insts) && p.insts[k].Len == 1 && p.fn.Bytes[k] == 0x90 {
+		k++
+	}
+	return k
 }
 
 // fitAll fits every prefix count at every patch point, in order, skipping

@@ -197,12 +197,13 @@ func checkTactic(f dispatch.Func, p *dispatch.Patch) error {
 		if p.Offset != 0 || len(p.Bytes) == 5 {
 			return fmt.Errorf("%v: %d bytes at +%d, want prefixes at +0", p.Tactic, len(p.Bytes), p.Offset)
 		}
-	case dispatch.PastNop, dispatch.PastPushRBP:
-		want := byte(0x90)
-		if p.Tactic == dispatch.PastPushRBP {
-			want = 0x55
+	case dispatch.PastNop:
+		// A run of 1-3 one-byte nops, each an instruction of its own.
+		if p.Offset < 1 || p.Offset > 3 || p.Offset >= f.Size || !bytes.Equal(f.Bytes[:p.Offset], bytes.Repeat([]byte{0x90}, p.Offset)) {
+			return fmt.Errorf("%v at +%d skips % x", p.Tactic, p.Offset, f.Bytes[:min(p.Offset, len(f.Bytes))])
 		}
-		if p.Offset != 1 || f.Bytes[0] != want {
+	case dispatch.PastPushRBP:
+		if p.Offset != 1 || f.Bytes[0] != 0x55 {
 			return fmt.Errorf("%v at +%d skips %#02x", p.Tactic, p.Offset, f.Bytes[0])
 		}
 		// The site must undo the push before the dispatcher runs.
