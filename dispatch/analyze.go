@@ -258,6 +258,8 @@ type candidate struct {
 	evict  int
 	evInst inst
 	evPins Pins
+	// evNil is the register the eviction stub nil-checks (0: none).
+	evNil x86asm.Reg
 }
 
 func (c candidate) len() int { return len(c.prefix) + 5 }

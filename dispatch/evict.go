@@ -30,6 +30,12 @@ type Eviction struct {
 	// (nothing after a ret).
 	Addr uintptr
 	Code []byte
+	// NilCheck, when not 0, is the pointer register the evicted
+	// instruction dereferences: Code starts with test r,r; jz rel32 to
+	// Fault (the planner's NilFault), so that a nil pointer panics in Go
+	// code, as the original instruction's fault would (evictNilCheck).
+	NilCheck x86asm.Reg
+	Fault    uintptr
 
 	page *relayPage
 }
@@ -37,9 +43,11 @@ type Eviction struct {
 // evictable reports why the instruction at b cannot run from an eviction
 // stub, or "" when it can: its bytes are copied verbatim (a direct jmp or
 // jcc is re-encoded to the same target), so it must not depend on its
-// address otherwise (no RIP-relative operand) and must not fault or call (a fault or a return address in a relay page is
-// outside Go code, which crashes the runtime instead of panicking), nor
-// move the stack pointer other than by returning.
+// address otherwise (no RIP-relative operand) and must not call (a return
+// address in a relay page is outside Go code, which the unwinder rejects),
+// nor move the stack pointer other than by returning. A memory access is
+// left to evictNilCheck: a fault in a relay page crashes the runtime
+// instead of panicking, so it runs only behind a nil check.
 func evictable(in inst) string {
 	switch {
 	case isCall(in.Op):
@@ -57,17 +65,74 @@ func evictable(in inst) string {
 	case movesSP(in.Inst):
 		return "moves SP"
 	}
-	for _, a := range in.Args {
-		if _, ok := a.(x86asm.Mem); ok && in.Op != x86asm.LEA {
-			return "accesses memory, which may fault"
-		}
-	}
 	switch in.Op {
+	case x86asm.MOVSB, x86asm.MOVSW, x86asm.MOVSD, x86asm.MOVSQ, x86asm.STOSB, x86asm.STOSW, x86asm.STOSD, x86asm.STOSQ,
+		x86asm.LODSB, x86asm.LODSW, x86asm.LODSD, x86asm.LODSQ, x86asm.CMPSB, x86asm.CMPSW, x86asm.CMPSD, x86asm.CMPSQ,
+		x86asm.SCASB, x86asm.SCASW, x86asm.SCASD, x86asm.SCASQ, x86asm.XLATB, x86asm.INSB, x86asm.INSW, x86asm.INSD,
+		x86asm.OUTSB, x86asm.OUTSW, x86asm.OUTSD:
+		return "a string instruction, which accesses memory through implicit operands"
 	case x86asm.INT, x86asm.UD1, x86asm.UD2, x86asm.HLT, x86asm.SYSCALL, x86asm.JMP,
 		x86asm.LJMP, x86asm.IRET, x86asm.IRETD, x86asm.IRETQ, x86asm.LRET:
 		return "a trap or transfer"
 	}
 	return ""
+}
+
+// evictNilCheck decides how the instruction at b, evicted after the first
+// instruction first, may access memory from a stub: it returns the
+// register to nil-check (0 when in accesses no memory), or why it cannot
+// run from a stub. A stub's fault is outside Go code and kills the
+// process, so the stub runs test r,r; jz nilFault first, and the original
+// instruction must fault exactly when r is nil:
+//
+//   - one memory operand [r+disp], r a 64-bit general register other than
+//     RSP and RBP, no index, no segment, 0 <= disp < 4096: with r = 0 the
+//     address lies in the unmapped zero page, where the original faults and
+//     Go panics; with r a valid pointer neither faults;
+//   - r holds a whole Go pointer, never nil plus an offset: first leaves
+//     it as the caller passed it, or loads it whole from memory (mov r64,
+//     [mem]). A pointer is nil or valid (the garbage collector's
+//     invariant), and Go nil-checks a pointer before deriving one from it;
+//   - first writes no flags: then the flags at b are the entry's, which no
+//     Go function reads, so the check's test clobbers nothing live.
+func evictNilCheck(first, in inst) (x86asm.Reg, string) {
+	if in.Op == x86asm.LEA || in.Op == x86asm.NOP {
+		return 0, ""
+	}
+	var base x86asm.Reg
+	for _, a := range in.Args {
+		m, ok := a.(x86asm.Mem)
+		if !ok {
+			continue
+		}
+		switch {
+		case base != 0:
+			return 0, "two memory operands"
+		case m.Segment != 0 || m.Index != 0:
+			return 0, "a memory access through a segment or an index, which a nil check of one register cannot cover"
+		case m.Base < x86asm.RAX || m.Base > x86asm.R15 || m.Base == x86asm.RSP || m.Base == x86asm.RBP:
+			return 0, fmt.Sprintf("a memory access through %v, not a pointer register", m.Base)
+		case m.Disp < 0 || m.Disp >= 4096:
+			return 0, fmt.Sprintf("a memory access at %v%+#x, outside the zero page when %v is nil", m.Base, m.Disp, m.Base)
+		}
+		base = m.Base
+	}
+	if base == 0 {
+		return 0, ""
+	}
+	switch first.Op {
+	case x86asm.MOV, x86asm.MOVZX, x86asm.MOVSX, x86asm.MOVSXD, x86asm.LEA, x86asm.NOP:
+	default:
+		return 0, fmt.Sprintf("a memory access after %v, which may write flags the nil check would clobber", first.Op)
+	}
+	if mayWrite(first.Inst, base) {
+		dst, _ := first.Args[0].(x86asm.Reg)
+		_, load := first.Args[1].(x86asm.Mem)
+		if first.Op != x86asm.MOV || dst != base || !load {
+			return 0, fmt.Sprintf("a memory access through %v, which %v computes (it may be nil plus an offset)", base, first.Inst)
+		}
+	}
+	return base, ""
 }
 
 // fitEvict builds the EvictJump candidate with n ignored prefixes before
@@ -103,6 +168,11 @@ func (p *prologue) fitEvict(mode Mode, entry uintptr, n int) (candidate, error) 
 	if why := evictable(p.insts[1]); why != "" {
 		return c, refuse(f, ReasonPins, fmt.Sprintf("eviction: the instruction at +%d (%v) is %s", b, p.insts[1].Inst, why))
 	}
+	nilReg, why := evictNilCheck(p.insts[0], p.insts[1])
+	if why != "" {
+		return c, refuse(f, ReasonPins, fmt.Sprintf("eviction: the instruction at +%d (%v) is %s", b, p.insts[1].Inst, why))
+	}
+	c.evNil = nilReg
 	for i := range n {
 		c.prefix[i] = 0x3E
 	}
@@ -163,7 +233,10 @@ func isRelBranch(in inst) bool {
 
 // evictStubSize is the stub's size: the instruction (a branch widened to
 // rel32) and a jump back, which a ret or jmp does not need.
-func evictStubSize(in inst) int {
+func evictStubSize(in inst, nilReg x86asm.Reg) int {
+	if nilReg != 0 {
+		return 3 + 6 + evictStubSize(in, 0)
+	}
 	switch {
 	case in.Op == x86asm.RET:
 		return in.Len
@@ -180,7 +253,10 @@ func evictStubSize(in inst) int {
 // caller holds pl.mu.
 func (pl *Planner) placeEviction(f Func, c candidate, rel1 int32) (*Eviction, error) {
 	in := c.evInst
-	size := evictStubSize(in)
+	if c.evNil != 0 && pl.NilFault == 0 {
+		return nil, fmt.Errorf("eviction stub: the instruction at +%d dereferences %v, and no nil-fault stub is known", c.evict, c.evNil)
+	}
+	size := evictStubSize(in, c.evNil)
 	ps := c.evictPins(rel1)
 	from := f.Entry + uintptr(c.evict+5)
 	addr, pg, ok := pl.relay.inPages(from, ps, size)
@@ -193,8 +269,14 @@ func (pl *Planner) placeEviction(f Func, c candidate, rel1 int32) (*Eviction, er
 	ev := &Eviction{Offset: c.evict, Addr: addr, page: pg}
 	ev.Jump = []byte{0xE9, 0, 0, 0, 0}
 	putRel(ev.Jump[1:], int32(int64(addr)-int64(from)))
-	// The copy, a branch re-encoded to its target, and the jump back.
-	code, err := relocate(f, []inst{in}, addr, nil, 0)
+	// The nil check, the copy (a branch re-encoded to its target), and the
+	// jump back.
+	var checks []x86asm.Reg
+	if c.evNil != 0 {
+		checks = []x86asm.Reg{c.evNil}
+		ev.NilCheck, ev.Fault = c.evNil, pl.NilFault
+	}
+	code, err := relocate(f, []inst{in}, addr, checks, pl.NilFault)
 	if err == nil && len(code) != size {
 		err = fmt.Errorf("%d bytes, planned %d", len(code), size)
 	}

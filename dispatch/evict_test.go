@@ -2,9 +2,17 @@ package dispatch
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 )
+
+// patchedImage is f's bytes with the entry jump b on top, as Verify sees them.
+func patchedImage(f Func, b []byte) []byte {
+	img := append(append([]byte{}, f.Bytes...), make([]byte, 16)...)
+	copy(img, b)
+	return img
+}
 
 // TestFitEvict drives the eviction tactic's fitter alone: which second
 // instructions it evicts, which it refuses and why, the pins of the first
@@ -28,27 +36,45 @@ func TestFitEvict(t *testing.T) {
 		// noStub: the stub has no window in a non-PIE image (bytes kept
 		// under the second jump pin its rel32 negative).
 		noStub bool
+		// nilReg: the register the stub nil-checks, "" for none.
+		nilReg string
 	}{
-		{"setne after test", pad(0x401000, 0x48, 0x85, 0xc0, 0x0f, 0x95, 0xc0, 0xc3), 0, "xxe9xxxx", "", false, 3, false},
+		{"setne after test", pad(0x401000, 0x48, 0x85, 0xc0, 0x0f, 0x95, 0xc0, 0xc3), 0, "xxe9xxxx", "", false, 3, false, ""},
 		// ret at b: pinned nowhere but the E9; the stub is the ret.
-		{"ret at +3", pad(0x401000, 0x48, 0x89, 0xd8, 0xc3), 0, "xxe9xxxx", "", false, 3, false},
+		{"ret at +3", pad(0x401000, 0x48, 0x89, 0xd8, 0xc3), 0, "xxe9xxxx", "", false, 3, false, ""},
 		// xor eax,eax (2 bytes): the second jump [2,7) keeps nop and ret
 		// at +5 and +6, its rel32's top bytes: c3 90 is negative.
-		{"b=2, nop and ret kept", pad(0x401000, 0x31, 0xc0, 0x48, 0x89, 0xd8, 0x90, 0xc3), 0, "xxxxe9xx", "", false, 2, true},
-		{"wide: and at +4", pad(0x401000, 0x0f, 0xb6, 0x40, 0x38, 0x83, 0xe0, 0x80, 0xc3), 1, "xxe9xxxx", "", true, 4, false},
-		{"wide needs a 16-byte aligned entry", pad(0x401008, 0x0f, 0xb6, 0x40, 0x38, 0x83, 0xe0, 0x80, 0xc3), 1, "", "aligned 8 bytes", false, 0, false},
-		{"entry not 8-byte aligned", pad(0x401004, 0x48, 0x85, 0xc0, 0x0f, 0x95, 0xc0, 0xc3), 0, "", "aligned", false, 0, false},
-		{"a load at b", pad(0x401000, 0x48, 0x8b, 0x08, 0x48, 0x8b, 0x01, 0xc3), 0, "", "accesses memory", false, 0, false},
-		{"a store at b", pad(0x401000, 0x31, 0xc0, 0xc6, 0x00, 0x00, 0xc3), 0, "", "accesses memory", false, 0, false},
-		{"a call at b", pad(0x401000, 0x48, 0x89, 0xd8, 0xe8, 0, 0, 0, 0, 0xc3), 0, "", "a call", false, 0, false},
-		{"RIP-relative at b", pad(0x401000, 0x48, 0x89, 0xd8, 0x48, 0x8d, 0x05, 0, 0, 0, 0, 0xc3), 0, "", "PC-relative", false, 0, false},
-		{"push at b", pad(0x401000, 0x48, 0x89, 0xd8, 0x53, 0x5b, 0xc3), 0, "", "moves SP", false, 0, false},
+		{"b=2, nop and ret kept", pad(0x401000, 0x31, 0xc0, 0x48, 0x89, 0xd8, 0x90, 0xc3), 0, "xxxxe9xx", "", false, 2, true, ""},
+		{"wide: and at +4", pad(0x401000, 0x0f, 0xb6, 0x40, 0x38, 0x83, 0xe0, 0x80, 0xc3), 1, "xxe9xxxx", "", true, 4, false, ""},
+		{"wide needs a 16-byte aligned entry", pad(0x401008, 0x0f, 0xb6, 0x40, 0x38, 0x83, 0xe0, 0x80, 0xc3), 1, "", "aligned 8 bytes", false, 0, false, ""},
+		{"entry not 8-byte aligned", pad(0x401004, 0x48, 0x85, 0xc0, 0x0f, 0x95, 0xc0, 0xc3), 0, "", "aligned", false, 0, false, ""},
+		// internal/reflectlite.(*rtype).Size: mov rcx,[rax]; mov rax,[rcx];
+		// ret. The load at +3 runs behind a nil check of RCX, which the
+		// first instruction loads whole from memory.
+		{"a load at b", pad(0x4a5040, 0x48, 0x8b, 0x08, 0x48, 0x8b, 0x01, 0xc3), 0, "xxe9xxxx", "", false, 3, false, "RCX"},
+		// runtime.UnlockOSThread (go): mov rax,[r14+0x30]; mov ecx,[rax+0x288];
+		// the second jump [4,9) is wide.
+		{"a wide load at b", pad(0x45dec0, 0x49, 0x8b, 0x46, 0x30, 0x8b, 0x88, 0x88, 0x02, 0x00, 0x00, 0x85, 0xc9, 0x74, 0x36), 1, "xxe9xxxx", "", true, 4, false, "RAX"},
+		// types2.(*Checker).builtin.func1: mov rcx,[rdx+8]; mov [rcx+0x1c9],al; ret.
+		{"a store at b", pad(0xe14520, 0x48, 0x8b, 0x4a, 0x08, 0x88, 0x81, 0xc9, 0x01, 0x00, 0x00, 0xc3), 1, "xxe9xxxx", "", true, 4, false, "RCX"},
+		// runtime.nilfunc: xor eax,eax writes flags the check would clobber.
+		{"a store after flags are written", pad(0x479bc0, 0x31, 0xc0, 0xc6, 0x00, 0x00, 0xc3), 0, "", "may write flags", false, 0, false, ""},
+		// The base is computed: it could be nil plus an offset.
+		{"a load through a computed base", pad(0x401000, 0x48, 0x8d, 0x48, 0x08, 0x48, 0x8b, 0x01, 0xc3), 0, "", "computes", false, 0, false, ""},
+		{"a load through a 32-bit load", pad(0x401000, 0x8b, 0x08, 0x48, 0x8b, 0x01, 0xc3), 0, "", "computes", false, 0, false, ""},
+		{"a load with an index", pad(0x401000, 0x48, 0x89, 0xd8, 0x48, 0x8b, 0x04, 0xc8, 0xc3), 0, "", "index", false, 0, false, ""},
+		{"a load past the zero page", pad(0x401000, 0x48, 0x89, 0xd8, 0x48, 0x8b, 0x80, 0x00, 0x10, 0x00, 0x00, 0xc3), 0, "", "zero page", false, 0, false, ""},
+		{"a load through the stack", pad(0x401000, 0x48, 0x89, 0xd8, 0x48, 0x8b, 0x44, 0x24, 0x08, 0xc3), 0, "", "not a pointer register", false, 0, false, ""},
+		{"a string instruction", pad(0x401000, 0x48, 0x89, 0xd8, 0x48, 0xa5, 0xc3), 0, "", "string", false, 0, false, ""},
+		{"a call at b", pad(0x401000, 0x48, 0x89, 0xd8, 0xe8, 0, 0, 0, 0, 0xc3), 0, "", "a call", false, 0, false, ""},
+		{"RIP-relative at b", pad(0x401000, 0x48, 0x89, 0xd8, 0x48, 0x8d, 0x05, 0, 0, 0, 0, 0xc3), 0, "", "PC-relative", false, 0, false, ""},
+		{"push at b", pad(0x401000, 0x48, 0x89, 0xd8, 0x53, 0x5b, 0xc3), 0, "", "moves SP", false, 0, false, ""},
 		// push rbp first: the stub would run with the frame's SP.
-		{"first instruction moves SP", pad(0x401000, 0x55, 0x48, 0x89, 0xe5, 0x5d, 0xc3), 0, "", "moves SP", false, 0, false},
+		{"first instruction moves SP", pad(0x401000, 0x55, 0x48, 0x89, 0xe5, 0x5d, 0xc3), 0, "", "moves SP", false, 0, false, ""},
 		// The first instruction covers the whole jump: nothing to evict.
-		{"no boundary inside", pad(0x401000, 0x48, 0x8b, 0x44, 0x24, 0x08, 0xc3), 0, "", "not inside", false, 0, false},
+		{"no boundary inside", pad(0x401000, 0x48, 0x8b, 0x44, 0x24, 0x08, 0xc3), 0, "", "not inside", false, 0, false, ""},
 		// A jmp at b is evicted: its stub is re-encoded, not copied.
-		{"jmp at b", pad(0x401000, 0x84, 0x00, 0xe9, 0x19, 0xb4, 0xf2, 0xff), 0, "xxxxe9xx", "", false, 2, false},
+		{"jmp at b", pad(0x401000, 0x84, 0x00, 0xe9, 0x19, 0xb4, 0xf2, 0xff), 0, "xxxxe9xx", "", false, 2, false, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -75,6 +101,15 @@ func TestFitEvict(t *testing.T) {
 			}
 			// Plan it alone in a non-PIE image and check what comes out.
 			pl := NewPlanner(&Simulated{Taken: []Range{{0x400000, 0x3000000}}}, fakeDispatcher, fakeCallDispatcher)
+			if tc.nilReg != "" {
+				// Without a nil-fault stub a checked eviction is refused.
+				rel1, _ := c.pins.Next(0x05000000)
+				if _, err := pl.placeEviction(tc.fn, c, rel1); err == nil || !strings.Contains(err.Error(), "nil-fault") {
+					t.Fatalf("no NilFault: %v, want a refusal", err)
+				}
+				pl = NewPlanner(&Simulated{Taken: []Range{{0x400000, 0x3000000}}}, fakeDispatcher, fakeCallDispatcher)
+				pl.NilFault = fakeNilFault
+			}
 			rel1, ok := c.pins.Next(0x05000000)
 			if !ok {
 				t.Fatalf("pins %v allow no rel32 above 0x05000000", c.pins)
@@ -94,6 +129,17 @@ func TestFitEvict(t *testing.T) {
 			}
 			if ev.Offset != tc.evict || len(ev.Jump) != 5 || ev.Jump[0] != 0xE9 {
 				t.Fatalf("eviction %+v", ev)
+			}
+			// The stub: test r,r; jz nilFault before the copy, when checked.
+			var check []string
+			if tc.nilReg != "" {
+				check = []string{"TEST " + tc.nilReg + ", " + tc.nilReg, "JE nilFault"}
+			}
+			if got := disassemble(t, ev.Code, ev.Addr, tc.fn.Entry); len(got) < len(check) || !slices.Equal(got[:len(check)], check) || ev.NilCheck.String() != tc.nilReg && tc.nilReg != "" {
+				t.Fatalf("stub %q (nil check %v), want it to start with %q", got, ev.NilCheck, check)
+			}
+			if err := verifyEviction(tc.fn, &Patch{Offset: 0, Bytes: c.bytes(rel1), Entry: tc.fn.Entry, Evict: ev}, patchedImage(tc.fn, c.bytes(rel1))); err != nil {
+				t.Fatalf("verifyEviction: %v", err)
 			}
 			// The bytes the jumps share: the second jump's rel32 starts
 			// with the first one's bytes past b.

@@ -348,30 +348,67 @@ func verifyEviction(f Func, p *Patch, img []byte) error {
 	if err != nil {
 		return fmt.Errorf("evicted instruction at +%d: %v", b, err)
 	}
+	skip, err := verifyNilCheck(ev, orig)
+	if err != nil {
+		return err
+	}
+	code, addr := ev.Code[skip:], ev.Addr+uintptr(skip)
 	// The stub's first instruction: the original's bytes, or for a
 	// direct branch the same branch to the same target.
 	n := orig.Len
 	if ot, ok := orig.Args[0].(x86asm.Rel); ok && orig.Op != x86asm.CALL {
-		got, err := decode(ev.Code)
+		got, err := decode(code)
 		gt, gok := got.Args[0].(x86asm.Rel)
 		if err != nil || !gok || got.Op != orig.Op ||
-			ev.Addr+uintptr(got.Len)+uintptr(int64(gt)) != f.Entry+uintptr(b+orig.Len)+uintptr(int64(ot)) {
+			addr+uintptr(got.Len)+uintptr(int64(gt)) != f.Entry+uintptr(b+orig.Len)+uintptr(int64(ot)) {
 			return fmt.Errorf("eviction stub % x does not branch where the instruction at +%d does", ev.Code, b)
 		}
 		n = got.Len
-	} else if len(ev.Code) < n || !bytes.Equal(ev.Code[:n], f.Bytes[b:b+n]) {
+	} else if len(code) < n || !bytes.Equal(code[:n], f.Bytes[b:b+n]) {
 		return fmt.Errorf("eviction stub % x does not start with the instruction at +%d", ev.Code, b)
 	}
-	if (orig.Op == x86asm.RET || orig.Op == x86asm.JMP) && len(ev.Code) == n {
+	if (orig.Op == x86asm.RET || orig.Op == x86asm.JMP) && len(code) == n {
 		return nil
 	}
-	back, err := decode(ev.Code[n:])
+	back, err := decode(code[n:])
 	brel, ok := back.Args[0].(x86asm.Rel)
-	if err != nil || back.Op != x86asm.JMP || n+back.Len != len(ev.Code) || !ok ||
+	if err != nil || back.Op != x86asm.JMP || n+back.Len != len(code) || !ok ||
 		ev.Addr+uintptr(len(ev.Code))+uintptr(int64(brel)) != f.Entry+uintptr(b+orig.Len) {
 		return fmt.Errorf("eviction stub % x does not jump back to +%d", ev.Code, b+orig.Len)
 	}
 	return nil
+}
+
+// verifyNilCheck checks the stub's nil check against the evicted
+// instruction orig and returns its length: none when orig accesses no
+// memory, else test r,r; jz to ev.Fault, r the base of orig's memory
+// operand.
+func verifyNilCheck(ev *Eviction, orig x86asm.Inst) (int, error) {
+	var base x86asm.Reg
+	if orig.Op != x86asm.LEA && orig.Op != x86asm.NOP {
+		for _, a := range orig.Args {
+			if m, ok := a.(x86asm.Mem); ok {
+				base = m.Base
+			}
+		}
+	}
+	if base != ev.NilCheck {
+		return 0, fmt.Errorf("eviction stub nil-checks %v, the evicted %v dereferences %v", ev.NilCheck, orig, base)
+	}
+	if base == 0 {
+		return 0, nil
+	}
+	test, err := decode(ev.Code)
+	if err != nil || test.Op != x86asm.TEST || test.Args[0] != base || test.Args[1] != base {
+		return 0, fmt.Errorf("eviction stub % x does not start with test %v,%v", ev.Code, base, base)
+	}
+	jz, err := decode(ev.Code[test.Len:])
+	rel, ok := jz.Args[0].(x86asm.Rel)
+	at := ev.Addr + uintptr(test.Len+jz.Len)
+	if err != nil || jz.Op != x86asm.JE || !ok || ev.Fault == 0 || at+uintptr(int64(rel)) != ev.Fault {
+		return 0, fmt.Errorf("eviction stub % x: no jz to the nil-fault stub %#x after its test", ev.Code, ev.Fault)
+	}
+	return test.Len + jz.Len, nil
 }
 
 // pageBytes returns the relay page's memory, or nil when simulated.

@@ -52,9 +52,11 @@ type odCase struct {
 	evJump []byte
 	evAddr uint64
 	evStub []byte
-	// evFirst is the length of the stub's first instruction (a branch is
-	// widened to rel32).
-	evFirst int
+	// evFirst is the length of the stub's copy of the instruction (a
+	// branch is widened to rel32); evCheck the length of the nil check
+	// before it (test r,r; je evFault), 0 when there is none.
+	evFirst, evCheck int
+	evFault          uint64
 }
 
 func (c odCase) end() int {
@@ -218,8 +220,11 @@ func objdumpCheck(bin, dir string, cases []odCase) (errs []error, boundaries int
 			case c.evJump != nil && at == c.evOff:
 				evicted = true
 				queries = append(queries, query{i, at, "evict"}, query{i, at, "stub"})
+				if c.evCheck > 0 {
+					queries = append(queries, query{i, at, "test"}, query{i, at, "je"})
+				}
 				text := starts[i][at].text
-				if n := c.evFirst; n < len(c.evStub) {
+				if n := c.evCheck + c.evFirst; n < len(c.evStub) {
 					queries = append(queries, query{i, at, "back"})
 				} else if n != len(c.evStub) || !strings.HasPrefix(text, "ret") && !strings.HasPrefix(text, "jmp") {
 					fail(i, "stub % x holds only the %d-byte %q and no jump back", c.evStub, n, text)
@@ -239,9 +244,13 @@ func objdumpCheck(bin, dir string, cases []odCase) (errs []error, boundaries int
 		o, p := c.text[q.at:q.at+odMaxInst], img[q.at:q.at+odMaxInst]
 		switch q.kind {
 		case "stub":
-			p = c.evStub
+			p = c.evStub[c.evCheck:]
 		case "back":
-			p = c.evStub[c.evFirst:]
+			p = c.evStub[c.evCheck+c.evFirst:]
+		case "test":
+			p = c.evStub[:c.evCheck]
+		case "je":
+			p = c.evStub[3:c.evCheck]
 		}
 		orig = append(append(orig, o...), odFiller(odQuerySlot-len(o))...)
 		patched = append(append(patched, p...), odFiller(odQuerySlot-len(p))...)
@@ -284,9 +293,27 @@ func objdumpCheck(bin, dir string, cases []odCase) (errs []error, boundaries int
 				fail(q.i, "eviction: %v", err)
 			}
 			continue
+		case "test":
+			// The nil check tests the register the original dereferences.
+			m := odMemBase.FindStringSubmatch(o.text)
+			if m == nil || p.text != "test "+m[1]+","+m[1] || p.len != 3 {
+				fail(q.i, "stub of boundary +%d: nil check %q (%d bytes) for the original %q", q.at, p.text, p.len, o.text)
+			}
+			continue
+		case "je":
+			// ... and jumps to the nil-fault stub when it is zero.
+			m := odBranch.FindStringSubmatch(p.text)
+			var to uint64
+			if m != nil {
+				to, _ = strconv.ParseUint(m[2], 16, 64)
+			}
+			if m == nil || m[1] != "je" || p.len != c.evCheck-3 || to-vma+c.evAddr+3 != c.evFault {
+				fail(q.i, "stub of boundary +%d: %q after the nil check, not je to the nil-fault stub %#x", q.at, p.text, c.evFault)
+			}
+			continue
 		case "back":
 			// Seen from the stub: a jmp to the original's next boundary.
-			n := uint64(c.evFirst)
+			n := uint64(c.evCheck + c.evFirst)
 			bc := odCase{name: c.name, entry: c.evAddr, off: int(n), patch: c.evStub[n:], site: c.entry + uint64(c.evOff) + uint64(o.len)}
 			if err := checkObjdumpJump(bc, p, vma); err != nil {
 				fail(q.i, "stub's jump back: %v", err)
@@ -323,6 +350,10 @@ func objdumpCheck(bin, dir string, cases []odCase) (errs []error, boundaries int
 	}
 	return errs, boundaries, nil
 }
+
+// odMemBase matches the one memory operand of an instruction with a base
+// register and no index: "QWORD PTR [rcx]", "BYTE PTR [rax+0x1c9]".
+var odMemBase = regexp.MustCompile(`PTR \[([a-z0-9]+)(?:\+0x[0-9a-f]+)?\]`)
 
 // odBranch matches a direct jmp or jcc: mnemonic, target.
 var odBranch = regexp.MustCompile(`^(j[a-z]+) 0x([0-9a-f]+)$`)
@@ -437,7 +468,10 @@ func TestScanCompileObjdump(t *testing.T) {
 			c.evOff, c.evJump, c.evAddr, c.evStub = ev.Offset, ev.Jump, uint64(ev.Addr), ev.Code
 			// Its first instruction's length, from the planner's side:
 			// objdump then checks the bytes either side of it.
-			c.evFirst = stubFirstLen(ev.Code)
+			if ev.NilCheck != 0 {
+				c.evCheck, c.evFault = 9, uint64(ev.Fault)
+			}
+			c.evFirst = stubFirstLen(ev.Code[c.evCheck:])
 			evictions++
 		}
 		if c.text == nil {

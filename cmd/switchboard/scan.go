@@ -293,6 +293,9 @@ type evictRow struct {
 	JumpHex string `json:"jump_hex"`
 	Stub    string `json:"stub"`
 	StubHex string `json:"stub_hex"`
+	// NilCheck names the register the stub tests before an evicted
+	// memory access (jz to the nil-fault stub); absent when none.
+	NilCheck string `json:"nil_check,omitempty"`
 }
 
 type refusalRow struct {
@@ -312,6 +315,9 @@ func (r scanResult) row() scanRow {
 		if ev := p.Evict; ev != nil {
 			row.patchRow.Evict = &evictRow{Offset: ev.Offset, JumpHex: hex.EncodeToString(ev.Jump),
 				Stub: fmt.Sprintf("%#x", ev.Addr), StubHex: hex.EncodeToString(ev.Code)}
+			if ev.NilCheck != 0 {
+				row.patchRow.Evict.NilCheck = strings.ToLower(ev.NilCheck.String())
+			}
 		}
 	} else {
 		row.refusalRow = &refusalRow{Refused: string(r.refusal.Reason), Detail: oneLine(r.refusal.Detail)}

@@ -300,29 +300,92 @@ func checkEvictStub(f dispatch.Func, p *dispatch.Patch) error {
 	if err != nil {
 		return fmt.Errorf("evicted instruction at +%d: %v", ev.Offset, err)
 	}
+	skip, err := checkStubNilCheck(f, p, orig)
+	if err != nil {
+		return err
+	}
+	code, addr := ev.Code[skip:], ev.Addr+uintptr(skip)
 	n := orig.Len
 	if _, rel := orig.Args[0].(x86asm.Rel); rel {
 		// A direct jmp or jcc: the same condition, the same target.
-		got, err := x86asm.Decode(ev.Code, 64)
-		if err != nil || got.Op != orig.Op || abs(got, ev.Addr) != abs(orig, f.Entry+uintptr(ev.Offset)) {
+		got, err := x86asm.Decode(code, 64)
+		if err != nil || got.Op != orig.Op || abs(got, addr) != abs(orig, f.Entry+uintptr(ev.Offset)) {
 			return fmt.Errorf("stub % x: %v, not the evicted %v to %#x", ev.Code, got, orig, abs(orig, f.Entry+uintptr(ev.Offset)))
 		}
 		n = got.Len
-	} else if len(ev.Code) < n || !bytes.Equal(ev.Code[:n], f.Bytes[ev.Offset:ev.Offset+n]) {
+	} else if len(code) < n || !bytes.Equal(code[:n], f.Bytes[ev.Offset:ev.Offset+n]) {
 		return fmt.Errorf("stub % x does not start with the evicted % x", ev.Code, f.Bytes[ev.Offset:ev.Offset+n])
 	}
 	if orig.Op == x86asm.RET || orig.Op == x86asm.JMP {
-		if len(ev.Code) != n {
+		if len(code) != n {
 			return fmt.Errorf("stub % x has bytes after its %v", ev.Code, orig.Op)
 		}
 		return nil
 	}
-	back, err := x86asm.Decode(ev.Code[n:], 64)
-	if err != nil || back.Op != x86asm.JMP || n+back.Len != len(ev.Code) ||
-		abs(back, ev.Addr+uintptr(n)) != f.Entry+uintptr(ev.Offset+orig.Len) {
+	back, err := x86asm.Decode(code[n:], 64)
+	if err != nil || back.Op != x86asm.JMP || n+back.Len != len(code) ||
+		abs(back, addr+uintptr(n)) != f.Entry+uintptr(ev.Offset+orig.Len) {
 		return fmt.Errorf("stub % x does not end with a jmp to +%d", ev.Code, ev.Offset+orig.Len)
 	}
 	return nil
+}
+
+// checkStubNilCheck re-derives, from the code alone, what makes an evicted
+// memory access safe to run from a stub, and returns the length of the
+// stub's nil check. An evicted instruction that reads or writes memory
+// must be [reg+disp] with reg a 64-bit general register other than RSP
+// and RBP, no index or segment, 0 <= disp < 4096 (with reg nil the
+// original faults in the zero page and Go panics); reg must hold the
+// caller's value or a whole 64-bit load from memory (never nil plus an
+// offset); the first instruction must leave the flags alone (the check's
+// test clobbers them); and the stub must start with test reg,reg; je to
+// the nil-fault stub. Anything else accessing memory is rejected.
+func checkStubNilCheck(f dispatch.Func, p *dispatch.Patch, orig x86asm.Inst) (int, error) {
+	ev := p.Evict
+	var mem []x86asm.Mem
+	for _, a := range orig.Args {
+		if m, ok := a.(x86asm.Mem); ok {
+			mem = append(mem, m)
+		}
+	}
+	if len(mem) == 0 || orig.Op == x86asm.LEA || orig.Op == x86asm.NOP {
+		if ev.NilCheck != 0 || strings.HasPrefix(orig.Op.String(), "MOVS") || strings.HasPrefix(orig.Op.String(), "STOS") {
+			return 0, fmt.Errorf("stub of %v: nil check %v, or implicit memory operands", orig, ev.NilCheck)
+		}
+		return 0, nil
+	}
+	m := mem[0]
+	r := m.Base
+	if len(mem) != 1 || m.Segment != 0 || m.Index != 0 || r < x86asm.RAX || r > x86asm.R15 || r == x86asm.RSP || r == x86asm.RBP || m.Disp < 0 || m.Disp >= 4096 {
+		return 0, fmt.Errorf("evicted %v accesses memory a nil check of one register does not cover", orig)
+	}
+	first, err := x86asm.Decode(f.Bytes[p.Offset:f.Size], 64)
+	if err != nil {
+		return 0, err
+	}
+	if first.Op != x86asm.MOV && first.Op != x86asm.MOVZX && first.Op != x86asm.MOVSX && first.Op != x86asm.MOVSXD && first.Op != x86asm.LEA && first.Op != x86asm.NOP {
+		return 0, fmt.Errorf("evicted %v after %v, which may set flags", orig, first)
+	}
+	for i, a := range first.Args {
+		reg, ok := a.(x86asm.Reg)
+		if !ok || dispatch.Family(reg) != r {
+			continue
+		}
+		if _, load := first.Args[1].(x86asm.Mem); i != 0 || reg != r || first.Op != x86asm.MOV || !load {
+			return 0, fmt.Errorf("evicted %v dereferences %v, which %v computes", orig, r, first)
+		}
+	}
+	test, err := x86asm.Decode(ev.Code, 64)
+	if err != nil || test.Op != x86asm.TEST || test.Args[0] != r || test.Args[1] != r || ev.NilCheck != r {
+		return 0, fmt.Errorf("stub % x of %v does not start with test %v,%v", ev.Code, orig, r, r)
+	}
+	je, err := x86asm.Decode(ev.Code[test.Len:], 64)
+	rel, ok := je.Args[0].(x86asm.Rel)
+	if err != nil || je.Op != x86asm.JE || !ok || ev.Fault == 0 ||
+		ev.Addr+uintptr(test.Len+je.Len)+uintptr(int64(rel)) != ev.Fault {
+		return 0, fmt.Errorf("stub % x of %v: no je to the nil-fault stub after its test", ev.Code, orig)
+	}
+	return test.Len + je.Len, nil
 }
 
 // checkSites requires the relay sites to be disjoint, above the lowest
