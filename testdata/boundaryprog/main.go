@@ -137,6 +137,19 @@ type flags struct {
 //go:noinline
 func (f *flags) high() int32 { return int32(f.b) & -128 }
 
+// A load at the second boundary: mov rcx,[rax]; mov rax,[rcx+0x88]; ret.
+// Every entry window is negative (8b, 81, 88 at +4, +5, +6), so the load
+// is evicted and runs from its stub behind a nil check of RCX.
+type deepInner struct {
+	_ [0x88]byte
+	n int
+}
+
+type deep struct{ in *deepInner }
+
+//go:noinline
+func (d *deep) n() int { return d.in.n }
+
 func b2i(b bool) int {
 	if b {
 		return 1
@@ -155,6 +168,7 @@ func victims() []victim {
 	r := &rec{b: 17, n: 5}
 	var iface adder = &acc{base: 1000}
 	m, p, fl := &mocked{v: 100}, &nilable{n: 7}, &flags{b: 200}
+	dp := &deep{in: &deepInner{n: 300}}
 	return []victim{
 		{"leafRet", func(x int) int { return leafRet(x) },
 			func() error { return registry.Set(leafRet, func(x int) int { return x + 1_000 }) },
@@ -212,6 +226,10 @@ func victims() []victim {
 			func() error { return registry.Set(less, func(a, b int) bool { return a > b }) },
 			func() error { return registry.Reset(less) },
 			func(x int) int { return 1 }, func(x int) int { return 0 }},
+		{"(*deep).n", func(x int) int { return x + dp.n() },
+			func() error { return registry.Set((*deep).n, func(d *deep) int { return 2 * d.in.n }) },
+			func() error { return registry.Reset((*deep).n) },
+			func(x int) int { return x + 300 }, func(x int) int { return x + 600 }},
 		{"(*nilable).ok", func(x int) int { return b2i(p.ok()) },
 			func() error { return registry.Set((*nilable).ok, func(q *nilable) bool { return q == nil }) },
 			func() error { return registry.Reset((*nilable).ok) },
