@@ -101,7 +101,14 @@ func (m Mode) opcode() byte {
 type inst struct {
 	off int
 	x86asm.Inst
+	// opaque: x86asm cannot decode it and adxLen measured it; only its
+	// length is known, so decodeAll allows it only past opaqueFrom.
+	opaque bool
 }
+
+// opaqueFrom is where opaque instructions may start: past every byte a
+// patch, an eviction or a trampoline reads or writes (an octoword).
+const opaqueFrom = 16
 
 // prologue is the analysis of one function, shared by all its candidates.
 type prologue struct {
@@ -130,6 +137,12 @@ func decodeAll(f Func, isMorestack func(uintptr) bool) (*prologue, error) {
 		if err == nil && (in.Len == 0 || in.Op == 0) {
 			err = x86asm.ErrTruncated
 		}
+		if n, ok := adxLen(code[off:]); err != nil && ok && off >= opaqueFrom {
+			p.start[off] = len(p.insts)
+			p.insts = append(p.insts, inst{off: off, Inst: x86asm.Inst{Len: n}, opaque: true})
+			off += n
+			continue
+		}
 		// Only the padding after the code can differ after an instruction
 		// that punning keeps, so only the last ones need the check.
 		if err == nil && off+maxInstLen > len(code) && !stable(code[off:off+in.Len], in) {
@@ -139,7 +152,7 @@ func decodeAll(f Func, isMorestack func(uintptr) bool) (*prologue, error) {
 			return nil, refuse(f, ReasonDecode, fmt.Sprintf("cannot decode the instruction at +%#x (% x): %v", off, head(code[off:], 8), err))
 		}
 		p.start[off] = len(p.insts)
-		p.insts = append(p.insts, inst{off, in})
+		p.insts = append(p.insts, inst{off: off, Inst: in})
 		off += in.Len
 	}
 	p.restart = p.findRestart()
