@@ -265,14 +265,11 @@ type candidate struct {
 	prefix []byte // ignored prefixes before the opcode
 	opcode byte
 	pins   Pins
-	// evict, when not 0, is the offset of the instruction an EvictJump
-	// candidate evicts (evInst); evPins pins the second jump's rel32
-	// bytes that it does not share with the first.
-	evict  int
-	evInst inst
-	evPins Pins
-	// evNil is the register the eviction stub nil-checks (0: none).
-	evNil x86asm.Reg
+	// evs are the instructions an EvictJump candidate evicts, in chain
+	// order; fixed the bytes its jumps must have before any rel32 is
+	// chosen (fitEvict).
+	evs   []evLink
+	fixed evBytes
 }
 
 func (c candidate) len() int { return len(c.prefix) + 5 }
@@ -330,9 +327,11 @@ func (p *prologue) candidates(mode Mode, entry uintptr) ([]candidate, error) {
 	// Eviction is the last resort: it costs a stub, and a thread stopped
 	// at the evicted instruction takes two more jumps.
 	if _, back := p.backEdge(0); !back {
-		for n := 0; n <= 2; n++ {
-			if c, everr := p.fitEvict(mode, entry, n); everr == nil {
-				cands = append(cands, c)
+		for depth := 1; depth <= maxChain; depth++ {
+			for n := 0; n <= 2; n++ {
+				if c, everr := p.fitEvict(mode, entry, n, depth); everr == nil {
+					cands = append(cands, c)
+				}
 			}
 		}
 	}

@@ -214,16 +214,16 @@ func (p *Patch) Install(route *switchboard.Route) error {
 		return err
 	}
 	mem := p.pageBytes()
-	if mem == nil || p.Evict != nil && p.Evict.page.mem == nil {
+	if mem == nil || p.Evict.simulated() {
 		return fmt.Errorf("%s: relay page %#x is simulated", p.Name, p.page.addr)
 	}
 	code := slices.Clone(p.SiteCode)
 	binary.LittleEndian.PutUint64(code[p.RouteAt:], uint64(uintptr(unsafe.Pointer(route))))
 	writeMu.Lock()
 	err := writeSite(mem, p.page.addr, p.Site, code)
-	if ev := p.Evict; err == nil && ev != nil {
-		// The stub, like the site, is complete before the prologue leads
-		// to it.
+	// The stubs, like the site, are complete before the prologue leads
+	// to them.
+	for ev := p.Evict; err == nil && ev != nil; ev = ev.Next {
 		err = writeSite(unsafe.Slice((*byte)(ev.page.mem), pageSize), ev.page.addr, ev.Addr, ev.Code)
 	}
 	writeMu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"unsafe"
@@ -169,10 +170,10 @@ func (pl *Planner) tryNew(f Func, c candidate, mode Mode) (*Patch, error) {
 // evictFor places the eviction stub of an EvictJump candidate whose site
 // is at t, giving the site back if it fails; nil for other tactics.
 func (pl *Planner) evictFor(f Func, c candidate, t uintptr, pg *relayPage, mode Mode) (*Eviction, error) {
-	if c.evict == 0 {
+	if len(c.evs) == 0 {
 		return nil, nil
 	}
-	ev, err := pl.placeEviction(f, c, int32(int64(t)-int64(c.jmpEnd(f.Entry))))
+	ev, err := pl.placeEvictions(f, c, int32(int64(t)-int64(c.jmpEnd(f.Entry))))
 	if err != nil {
 		pg.release(int(t-pg.addr), siteSize(c, mode))
 		return nil, fmt.Errorf("%v (%d prefixes at +%d): %w", c.tactic, len(c.prefix), c.offset, err)
@@ -186,16 +187,18 @@ func (p *Patch) setEviction(f Func, ev *Eviction) {
 		return
 	}
 	p.Evict = ev
-	if f.Entry+uintptr(ev.Offset+len(ev.Jump)) > p.quad+8 {
-		p.wide = true
-		copy(p.origHi[:], f.Bytes[p.quad+8-f.Entry:])
-		p.patchedHi = p.origHi
-	}
-	for i, b := range ev.Jump {
-		if k := f.Entry + uintptr(ev.Offset+i) - p.quad; k < 8 {
-			p.patched[k] = b
-		} else {
-			p.patchedHi[k-8] = b
+	for ; ev != nil; ev = ev.Next {
+		if !p.wide && f.Entry+uintptr(ev.Offset+len(ev.Jump)) > p.quad+8 {
+			p.wide = true
+			copy(p.origHi[:], f.Bytes[p.quad+8-f.Entry:])
+			p.patchedHi = p.origHi
+		}
+		for i, b := range ev.Jump {
+			if k := f.Entry + uintptr(ev.Offset+i) - p.quad; k < 8 {
+				p.patched[k] = b
+			} else {
+				p.patchedHi[k-8] = b
+			}
 		}
 	}
 }
@@ -288,14 +291,18 @@ func Verify(f Func, p *Patch) error {
 	// The image a resumed thread sees: original code with the patch on top.
 	img := append(append([]byte{}, f.Bytes...), make([]byte, 16)...)
 	copy(img[p.Offset:], p.Bytes)
-	evictAt := -1
-	if ev := p.Evict; ev != nil {
-		if err := verifyEviction(f, p, img); err != nil {
+	// An eviction chain: each jump starts inside the rel32 of the one
+	// before (the entry jump's first).
+	var evicted []int
+	prev := p.Offset + len(p.Bytes) - 5
+	for ev := p.Evict; ev != nil; ev = ev.Next {
+		if err := verifyEviction(f, p, ev, prev, end, img); err != nil {
 			return err
 		}
-		evictAt = ev.Offset
+		evicted = append(evicted, ev.Offset)
 		end = max(end, ev.Offset+len(ev.Jump))
 		copy(img[ev.Offset:], ev.Jump)
+		prev = ev.Offset
 	}
 	// Instructions starting at or after the patch's end cannot be affected.
 	for off := 0; off < len(code) && off < end; {
@@ -303,7 +310,7 @@ func Verify(f Func, p *Patch) error {
 		if err != nil {
 			return fmt.Errorf("original code at +%d: %v", off, err)
 		}
-		if off > p.Offset && off < end && off != evictAt {
+		if off > p.Offset && off < end && !slices.Contains(evicted, off) {
 			got, err := decode(img[off:])
 			if err != nil || got.Len != orig.Len || !bytes.Equal(img[off:off+orig.Len], code[off:off+orig.Len]) || got.Op != orig.Op || got.Args != orig.Args || got.Prefix != orig.Prefix {
 				return fmt.Errorf("boundary +%d: patched bytes decode as %v, original %v", off, got, orig)
@@ -317,16 +324,17 @@ func Verify(f Func, p *Patch) error {
 	return nil
 }
 
-// verifyEviction checks an EvictJump's second jump against img (the code
-// with the first jump on top): it starts on an instruction boundary inside
-// the first jump's rel32, agrees with every byte the two share, fits the
-// first jump's quadword, and leads to a stub holding the evicted
-// instruction's own bytes and a jump to the instruction after it.
-func verifyEviction(f Func, p *Patch, img []byte) error {
-	ev := p.Evict
+// verifyEviction checks one jump ev of an EvictJump chain against img
+// (the code with the jumps before it on top, written up to +written): it
+// starts inside the rel32 of the jump whose E9 is at +prev, agrees with
+// every byte already written, fits the patch's aligned quadword or
+// octoword, and leads to a stub holding the evicted instruction's own
+// bytes (after a nil check, for a memory access) and a jump to the
+// instruction after it.
+func verifyEviction(f Func, p *Patch, ev *Eviction, prev, written int, img []byte) error {
 	b := ev.Offset
-	if b <= p.Offset || b >= p.Offset+len(p.Bytes) || b+len(ev.Jump) > len(f.Bytes) {
-		return fmt.Errorf("eviction at +%d is not inside the entry jump [+%d,+%d)", b, p.Offset, p.Offset+len(p.Bytes))
+	if b <= prev || b >= prev+5 || b+len(ev.Jump) > len(f.Bytes) {
+		return fmt.Errorf("eviction at +%d is not inside the jump at +%d", b, prev)
 	}
 	// One aligned quadword, or (wide) one aligned octoword, all of it
 	// the function's own bytes.
@@ -334,7 +342,7 @@ func verifyEviction(f Func, p *Patch, img []byte) error {
 	if q := lo &^ 15; lo&^7 != hi&^7 && (q != hi&^15 || q < f.Entry || q+16 > f.Entry+uintptr(len(f.Bytes))) {
 		return fmt.Errorf("eviction jump at +%d leaves the patch's aligned octoword", b)
 	}
-	for i := b; i < p.Offset+len(p.Bytes); i++ {
+	for i := b; i < written && i < b+len(ev.Jump); i++ {
 		if img[i] != ev.Jump[i-b] {
 			return fmt.Errorf("eviction jump % x disagrees with the entry jump at +%d", ev.Jump, i)
 		}

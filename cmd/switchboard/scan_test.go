@@ -224,34 +224,36 @@ func checkBoundaries(f dispatch.Func, p *dispatch.Patch) error {
 	img := slices.Clone(f.Bytes)
 	copy(img[p.Offset:], p.Bytes)
 	end := p.Offset + len(p.Bytes)
-	evicted := -1
-	if ev := p.Evict; ev != nil {
-		if p.Tactic != dispatch.EvictJump {
-			return fmt.Errorf("%v patch carries an eviction", p.Tactic)
-		}
-		// The second jump shares bytes with the first: they must agree,
-		// and both must stay in the first's aligned quadword.
+	// An eviction chain: each jump starts inside the one before (the
+	// patch first), agrees with every byte written before it, and all
+	// stay in the patch's aligned quadword or octoword.
+	evicted := map[int]bool{}
+	if p.Evict != nil && p.Tactic != dispatch.EvictJump {
+		return fmt.Errorf("%v patch carries an eviction", p.Tactic)
+	}
+	if p.Evict == nil && p.Tactic == dispatch.EvictJump {
+		return fmt.Errorf("evict-jump patch without an eviction")
+	}
+	prev := end - 5
+	for ev := p.Evict; ev != nil; ev = ev.Next {
 		for i, b := range ev.Jump {
 			if at := ev.Offset + i; at < end && img[at] != b {
-				return fmt.Errorf("eviction jump % x at +%d disagrees with the patch % x", ev.Jump, ev.Offset, p.Bytes)
+				return fmt.Errorf("eviction jump % x at +%d disagrees with the bytes written before it", ev.Jump, ev.Offset)
 			}
 		}
-		// One aligned quadword, or one aligned octoword (CMPXCHG16B) of
-		// the function's own bytes.
 		lo, hi := f.Entry+uintptr(p.Offset), f.Entry+uintptr(ev.Offset+len(ev.Jump)-1)
 		inQuad := lo&^7 == hi&^7
 		inOcta := lo&^15 == hi&^15 && lo&^15 >= f.Entry && lo&^15+16 <= f.Entry+uintptr(len(f.Bytes))
-		if ev.Offset <= p.Offset || ev.Offset >= end || !inQuad && !inOcta || ev.Offset+len(ev.Jump) > len(f.Bytes) {
-			return fmt.Errorf("eviction jump [+%d,+%d) is not inside the patch's aligned quadword or octoword", ev.Offset, ev.Offset+len(ev.Jump))
+		if ev.Offset <= prev || ev.Offset >= prev+5 || !inQuad && !inOcta || ev.Offset+len(ev.Jump) > len(f.Bytes) {
+			return fmt.Errorf("eviction jump [+%d,+%d) is not inside the jump at +%d and the patch's aligned quadword or octoword", ev.Offset, ev.Offset+len(ev.Jump), prev)
 		}
 		copy(img[ev.Offset:], ev.Jump)
 		end = max(end, ev.Offset+len(ev.Jump))
-		evicted = ev.Offset
-		if err := checkEvictStub(f, p); err != nil {
+		evicted[ev.Offset] = true
+		if err := checkEvictStub(f, p, ev); err != nil {
 			return err
 		}
-	} else if p.Tactic == dispatch.EvictJump {
-		return fmt.Errorf("evict-jump patch without an eviction")
+		prev = ev.Offset
 	}
 	onBoundary := false
 	for off := 0; off < len(code) && off < end; {
@@ -262,8 +264,8 @@ func checkBoundaries(f dispatch.Func, p *dispatch.Patch) error {
 		if off == p.Offset {
 			onBoundary = true
 		}
-		if off == evicted {
-			evicted = -2
+		if evicted[off] {
+			delete(evicted, off)
 		} else if off > p.Offset {
 			got, err := x86asm.Decode(img[off:], 64)
 			if err != nil || got.Len != orig.Len || !bytes.Equal(img[off:off+got.Len], code[off:off+orig.Len]) || got.String() != orig.String() {
@@ -276,8 +278,8 @@ func checkBoundaries(f dispatch.Func, p *dispatch.Patch) error {
 	if !onBoundary {
 		return fmt.Errorf("patch point +%d is not an instruction boundary", p.Offset)
 	}
-	if evicted >= 0 {
-		return fmt.Errorf("eviction at +%d is not an instruction boundary", evicted)
+	if len(evicted) > 0 {
+		return fmt.Errorf("evictions %v are not instruction boundaries", evicted)
 	}
 	return nil
 }
@@ -286,8 +288,7 @@ func checkBoundaries(f dispatch.Func, p *dispatch.Patch) error {
 // second jump leads to the stub, whose first instruction is the original
 // one, byte for byte, and whose second (unless the first returns) is a jmp
 // to the original's next boundary.
-func checkEvictStub(f dispatch.Func, p *dispatch.Patch) error {
-	ev := p.Evict
+func checkEvictStub(f dispatch.Func, p *dispatch.Patch, ev *dispatch.Eviction) error {
 	abs := func(in x86asm.Inst, pc uintptr) uintptr {
 		r, _ := in.Args[0].(x86asm.Rel)
 		return pc + uintptr(in.Len) + uintptr(int64(r))
@@ -300,7 +301,7 @@ func checkEvictStub(f dispatch.Func, p *dispatch.Patch) error {
 	if err != nil {
 		return fmt.Errorf("evicted instruction at +%d: %v", ev.Offset, err)
 	}
-	skip, err := checkStubNilCheck(f, p, orig)
+	skip, err := checkStubNilCheck(f, p, ev, orig)
 	if err != nil {
 		return err
 	}
@@ -340,8 +341,7 @@ func checkEvictStub(f dispatch.Func, p *dispatch.Patch) error {
 // offset); the first instruction must leave the flags alone (the check's
 // test clobbers them); and the stub must start with test reg,reg; je to
 // the nil-fault stub. Anything else accessing memory is rejected.
-func checkStubNilCheck(f dispatch.Func, p *dispatch.Patch, orig x86asm.Inst) (int, error) {
-	ev := p.Evict
+func checkStubNilCheck(f dispatch.Func, p *dispatch.Patch, ev *dispatch.Eviction, orig x86asm.Inst) (int, error) {
 	var mem []x86asm.Mem
 	for _, a := range orig.Args {
 		if m, ok := a.(x86asm.Mem); ok {
@@ -359,20 +359,27 @@ func checkStubNilCheck(f dispatch.Func, p *dispatch.Patch, orig x86asm.Inst) (in
 	if len(mem) != 1 || m.Segment != 0 || m.Index != 0 || r < x86asm.RAX || r > x86asm.R15 || r == x86asm.RSP || r == x86asm.RBP || m.Disp < 0 || m.Disp >= 4096 {
 		return 0, fmt.Errorf("evicted %v accesses memory a nil check of one register does not cover", orig)
 	}
-	first, err := x86asm.Decode(f.Bytes[p.Offset:f.Size], 64)
-	if err != nil {
-		return 0, err
-	}
-	if first.Op != x86asm.MOV && first.Op != x86asm.MOVZX && first.Op != x86asm.MOVSX && first.Op != x86asm.MOVSXD && first.Op != x86asm.LEA && first.Op != x86asm.NOP {
-		return 0, fmt.Errorf("evicted %v after %v, which may set flags", orig, first)
-	}
-	for i, a := range first.Args {
-		reg, ok := a.(x86asm.Reg)
-		if !ok || dispatch.Family(reg) != r {
-			continue
+	// Every instruction from the entry up to the evicted one.
+	for off := 0; off < ev.Offset; {
+		first, err := x86asm.Decode(f.Bytes[off:f.Size], 64)
+		if err != nil {
+			return 0, err
 		}
-		if _, load := first.Args[1].(x86asm.Mem); i != 0 || reg != r || first.Op != x86asm.MOV || !load {
-			return 0, fmt.Errorf("evicted %v dereferences %v, which %v computes", orig, r, first)
+		off += first.Len
+		if first.Op != x86asm.MOV && first.Op != x86asm.MOVZX && first.Op != x86asm.MOVSX && first.Op != x86asm.MOVSXD && first.Op != x86asm.LEA && first.Op != x86asm.NOP {
+			return 0, fmt.Errorf("evicted %v after %v, which may set flags or move SP", orig, first)
+		}
+		if reg, ok := first.Args[0].(x86asm.Reg); ok && (reg == x86asm.RSP || reg == x86asm.ESP) {
+			return 0, fmt.Errorf("evicted %v after %v, which moves SP", orig, first)
+		}
+		for i, a := range first.Args {
+			reg, ok := a.(x86asm.Reg)
+			if !ok || dispatch.Family(reg) != r {
+				continue
+			}
+			if _, load := first.Args[1].(x86asm.Mem); i != 0 || reg != r || first.Op != x86asm.MOV || !load {
+				return 0, fmt.Errorf("evicted %v dereferences %v, which %v computes", orig, r, first)
+			}
 		}
 	}
 	test, err := x86asm.Decode(ev.Code, 64)
