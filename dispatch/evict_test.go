@@ -7,8 +7,6 @@ import (
 	"testing"
 )
 
-
-
 // TestFitEvict drives the eviction tactic's fitter alone: which second
 // instructions it evicts, which it refuses and why, the pins of the first
 // jump, and when the two jumps need an octoword.
