@@ -327,9 +327,9 @@ func (p *prologue) candidates(mode Mode, entry uintptr) ([]candidate, error) {
 	// Eviction is the last resort: it costs a stub, and a thread stopped
 	// at the evicted instruction takes two more jumps.
 	if _, back := p.backEdge(0); !back {
-		for depth := 1; depth <= maxChain; depth++ {
+		for _, ms := range evictChains {
 			for n := 0; n <= 2; n++ {
-				if c, everr := p.fitEvict(mode, entry, n, depth); everr == nil {
+				if c, everr := p.fitEvict(mode, entry, n, ms); everr == nil {
 					cands = append(cands, c)
 				}
 			}

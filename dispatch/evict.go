@@ -1,8 +1,10 @@
 package dispatch
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
+	"slices"
 
 	"golang.org/x/arch/x86/x86asm"
 )
@@ -24,7 +26,7 @@ type Eviction struct {
 	// Offset is the evicted instruction's offset from the entry, where
 	// Jump goes.
 	Offset int
-	// Jump is E9 rel32 to Addr.
+	// Jump is E9 rel32 to Addr, after 0-2 ignored prefixes (3E).
 	Jump []byte
 	// Addr is the stub; Code is what is written there: the evicted
 	// instruction's bytes, then jmp rel32 back to Offset+its length
@@ -152,11 +154,36 @@ func evictNilCheck(before []inst, in inst) (x86asm.Reg, string) {
 // maxChain is the most instructions one EvictJump patch evicts.
 const maxChain = 3
 
+// evictChains are the chains candidates tries, computed once.
+var evictChains = evictPrefixes()
+
+// evictPrefixes lists the chains fitEvict tries, in order: each is the
+// prefix count of every evicted instruction's jump, shortest chains and
+// fewest prefixes first.
+func evictPrefixes() [][]int {
+	var out [][]int
+	var grow func(ms []int, depth int)
+	grow = func(ms []int, depth int) {
+		if len(ms) == depth {
+			out = append(out, slices.Clone(ms))
+			return
+		}
+		for m := 0; m <= 2; m++ {
+			grow(append(ms, m), depth)
+		}
+	}
+	for depth := 1; depth <= maxChain; depth++ {
+		grow(nil, depth)
+	}
+	return out
+}
+
 // evLink is one evicted instruction of a candidate and the register its
 // stub nil-checks (0: none).
 type evLink struct {
-	in     inst
-	nilReg x86asm.Reg
+	in       inst
+	nilReg   x86asm.Reg
+	prefixes int // ignored prefixes before its jump's E9
 }
 
 // fitEvict builds the EvictJump candidate with n ignored prefixes before
@@ -168,10 +195,16 @@ type evLink struct {
 // covers them); bytes two jumps share are chosen by the earlier one
 // (placeEvictions). All the jumps lie in one aligned quadword of the
 // function's own bytes, or an aligned octoword (CMPXCHG16B).
-func (p *prologue) fitEvict(mode Mode, entry uintptr, n, depth int) (candidate, error) {
+//
+// ms[k] is the number of ignored prefixes (3E) before the E9 of the k-th
+// evicted instruction's jump, as for the entry jump: they shift which of
+// its rel32 bytes the instructions after it pin. Prefixes and E9 lie in
+// the evicted instruction's own bytes, so no boundary falls among them.
+func (p *prologue) fitEvict(mode Mode, entry uintptr, n int, ms []int) (candidate, error) {
 	f := p.fn
 	c := candidate{tactic: EvictJump, opcode: 0xE9, prefix: make([]byte, n)}
-	if mode != SiteMode || len(p.insts) < 1+depth {
+	depth := len(ms)
+	if mode != SiteMode || depth < 1 || len(p.insts) < 1+depth {
 		return c, refuse(f, ReasonPins, fmt.Sprintf("eviction: site mode only, and needs %d instructions after the first", depth))
 	}
 	b := p.insts[1].off
@@ -180,14 +213,20 @@ func (p *prologue) fitEvict(mode Mode, entry uintptr, n, depth int) (candidate, 
 		return c, refuse(f, ReasonPins, fmt.Sprintf("eviction: the second instruction at +%d is not inside a %d-byte entry jump", b, end1))
 	}
 	// The chain: instruction k+1 is evicted when it starts inside the jump
-	// written over instruction k.
-	for k := 2; k <= depth; k++ {
-		if prev, in := p.insts[k-1], p.insts[k]; in.off >= prev.off+5 {
+	// written over instruction k (after that jump's E9).
+	for k := 1; k <= depth; k++ {
+		if in := p.insts[k]; ms[k-1] < 0 || ms[k-1]+1 > in.Len {
+			return c, refuse(f, ReasonPins, fmt.Sprintf("eviction: %d prefixes and E9 do not fit the %d-byte instruction at +%d", ms[k-1], in.Len, in.off))
+		}
+		if k == 1 {
+			continue
+		}
+		if prev, in := p.insts[k-1], p.insts[k]; in.off >= prev.off+ms[k-2]+5 {
 			return c, refuse(f, ReasonPins, fmt.Sprintf("eviction: no instruction starts inside the jump at +%d to evict next", prev.off))
 		}
 	}
 	last := p.insts[depth].off
-	end := last + 5
+	end := last + ms[depth-1] + 5
 	// The jumps go in with one atomic store: an aligned quadword at the
 	// entry, or, where CMPXCHG16B exists and the entry is 16-byte aligned
 	// (every Go function is 32-byte aligned), an aligned octoword.
@@ -210,7 +249,7 @@ func (p *prologue) fitEvict(mode Mode, entry uintptr, n, depth int) (candidate, 
 		if why != "" {
 			return c, refuse(f, ReasonPins, fmt.Sprintf("eviction: the instruction at +%d (%v) is %s", in.off, in.Inst, why))
 		}
-		c.evs = append(c.evs, evLink{in, nilReg})
+		c.evs = append(c.evs, evLink{in, nilReg, ms[k-1]})
 	}
 	for i := range n {
 		c.prefix[i] = 0x3E
@@ -230,10 +269,13 @@ func (p *prologue) fitEvict(mode Mode, entry uintptr, n, depth int) (candidate, 
 		}
 	}
 	for _, l := range c.evs {
-		for a := l.in.off + 1; a < l.in.off+l.in.Len && a < end; a++ {
+		for a := l.in.off; a < l.in.off+l.in.Len && a < end; a++ {
 			c.fixed[a] = -1
 		}
-		c.fixed[l.in.off] = 0xE9
+		for a := l.in.off; a < l.in.off+l.prefixes; a++ {
+			c.fixed[a] = 0x3E
+		}
+		c.fixed[l.in.off+l.prefixes] = 0xE9
 	}
 	c.pins = c.fixed.pins(n + 1)
 	return c, nil
@@ -303,12 +345,13 @@ func (pl *Planner) placeEvictions(f Func, c candidate, rel1 int32) (*Eviction, e
 		}
 	}
 	for _, l := range c.evs {
-		ev, err := pl.placeEviction(f, l, img.pins(l.in.off+1))
+		at := l.in.off + l.prefixes + 1
+		ev, err := pl.placeEviction(f, l, img.pins(at))
 		if err != nil {
 			undo()
 			return nil, err
 		}
-		img.setRel(l.in.off+1, int32(binary.LittleEndian.Uint32(ev.Jump[1:])))
+		img.setRel(at, int32(binary.LittleEndian.Uint32(ev.Jump[l.prefixes+1:])))
 		if head == nil {
 			head = ev
 		} else {
@@ -327,7 +370,7 @@ func (pl *Planner) placeEviction(f Func, l evLink, ps Pins) (*Eviction, error) {
 		return nil, fmt.Errorf("eviction stub: the instruction at +%d dereferences %v, and no nil-fault stub is known", in.off, l.nilReg)
 	}
 	size := evictStubSize(in, l.nilReg)
-	from := f.Entry + uintptr(in.off+5)
+	from := f.Entry + uintptr(in.off+l.prefixes+5)
 	addr, pg, ok := pl.relay.inPages(from, ps, size)
 	if !ok {
 		var err error
@@ -336,8 +379,8 @@ func (pl *Planner) placeEviction(f Func, l evLink, ps Pins) (*Eviction, error) {
 		}
 	}
 	ev := &Eviction{Offset: in.off, Addr: addr, page: pg}
-	ev.Jump = []byte{0xE9, 0, 0, 0, 0}
-	putRel(ev.Jump[1:], int32(int64(addr)-int64(from)))
+	ev.Jump = append(bytes.Repeat([]byte{0x3E}, l.prefixes), 0xE9, 0, 0, 0, 0)
+	putRel(ev.Jump[l.prefixes+1:], int32(int64(addr)-int64(from)))
 	// The nil check, the copy (a branch re-encoded to its target), and the
 	// jump back.
 	var checks []x86asm.Reg

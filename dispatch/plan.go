@@ -302,7 +302,7 @@ func Verify(f Func, p *Patch) error {
 		evicted = append(evicted, ev.Offset)
 		end = max(end, ev.Offset+len(ev.Jump))
 		copy(img[ev.Offset:], ev.Jump)
-		prev = ev.Offset
+		prev = ev.Offset + len(ev.Jump) - 5
 	}
 	// Instructions starting at or after the patch's end cannot be affected.
 	for off := 0; off < len(code) && off < end; {
@@ -333,7 +333,7 @@ func Verify(f Func, p *Patch) error {
 // instruction after it.
 func verifyEviction(f Func, p *Patch, ev *Eviction, prev, written int, img []byte) error {
 	b := ev.Offset
-	if b <= prev || b >= prev+5 || b+len(ev.Jump) > len(f.Bytes) {
+	if b <= prev || b >= prev+5 || b+len(ev.Jump) > len(f.Bytes) || len(ev.Jump) < 5 || len(ev.Jump) > 7 {
 		return fmt.Errorf("eviction at +%d is not inside the jump at +%d", b, prev)
 	}
 	// One aligned quadword, or (wide) one aligned octoword, all of it
@@ -345,6 +345,11 @@ func verifyEviction(f Func, p *Patch, ev *Eviction, prev, written int, img []byt
 	for i := b; i < written && i < b+len(ev.Jump); i++ {
 		if img[i] != ev.Jump[i-b] {
 			return fmt.Errorf("eviction jump % x disagrees with the entry jump at +%d", ev.Jump, i)
+		}
+	}
+	for _, x := range ev.Jump[:len(ev.Jump)-5] {
+		if x != 0x3E {
+			return fmt.Errorf("eviction jump % x: prefix %#02x", ev.Jump, x)
 		}
 	}
 	in, err := decode(ev.Jump)

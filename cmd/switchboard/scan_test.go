@@ -75,10 +75,11 @@ func TestScanCompile(t *testing.T) {
 	tactics, reasons, patched := rep.totals()
 	t.Logf("tactics %v, refusals %v, %d relay pages", tactics, reasons, rep.relayPages())
 
-	// 99.71% on Go 1.26.8's compile, 99.70% on Go 1.27.3's (98.80% and
-	// 98.51% before eviction).
-	if cov := rep.coverage(); cov < 0.996 {
-		t.Errorf("coverage %.2f%% (%d of %d), want at least 99.6%%", 100*cov, patched, len(rep.results))
+	// 99.94% on Go 1.26.8's compile (issue 8's target is 99.9%; 99.71%
+	// before nil-checked loads, chains, link prefixes and the decoding
+	// fixes, 98.80% before eviction).
+	if cov := rep.coverage(); cov < 0.999 {
+		t.Errorf("coverage %.2f%% (%d of %d), want at least 99.9%%", 100*cov, patched, len(rep.results))
 	} else {
 		t.Logf("coverage %.2f%% (%d of %d)", 100*cov, patched, len(rep.results))
 	}
@@ -253,7 +254,7 @@ func checkBoundaries(f dispatch.Func, p *dispatch.Patch) error {
 		if err := checkEvictStub(f, p, ev); err != nil {
 			return err
 		}
-		prev = ev.Offset
+		prev = ev.Offset + len(ev.Jump) - 5
 	}
 	onBoundary := false
 	for off := 0; off < len(code) && off < end; {
@@ -293,8 +294,10 @@ func checkEvictStub(f dispatch.Func, p *dispatch.Patch, ev *dispatch.Eviction) e
 		r, _ := in.Args[0].(x86asm.Rel)
 		return pc + uintptr(in.Len) + uintptr(int64(r))
 	}
+	// jmp rel32 after 0-2 ds prefixes, which the CPU ignores.
 	j, err := x86asm.Decode(ev.Jump, 64)
-	if err != nil || j.Op != x86asm.JMP || j.Len != 5 || abs(j, f.Entry+uintptr(ev.Offset)) != ev.Addr {
+	np := len(ev.Jump) - 5
+	if err != nil || j.Op != x86asm.JMP || j.Len != len(ev.Jump) || np < 0 || np > 2 || !bytes.Equal(ev.Jump[:np+1], append(bytes.Repeat([]byte{0x3e}, np), 0xe9)) || abs(j, f.Entry+uintptr(ev.Offset)) != ev.Addr {
 		return fmt.Errorf("eviction jump % x is not jmp %#x", ev.Jump, ev.Addr)
 	}
 	orig, err := x86asm.Decode(f.Bytes[ev.Offset:f.Size], 64)
