@@ -191,6 +191,7 @@ func funcName(s shape) string {
 		"stack-check": "standard", "stack-check-call-mode": "standard", "through-original": "standard", "medium-frame": "mediumFrame",
 		"huge-frame": "hugeFrame", "huge-frame-past-scratch": "hugeFrameHigh", "nop-first": "nopFirst", "push-rbp-first": "pushFirst", "method-via-interface": "Add",
 		"tiny-wide": "(*flags).high", "tiny-method-add": "(*mocked).M", "tiny-less": "less", "tiny-nil-check": "(*nilable).ok", "tiny-load": "(*deep).n",
+		"tiny-chain-transient": "(*flags8).transient", "tiny-chain-xlogue": "(*lico).xlogue",
 		"goroutine-tree": "stormTree", "receiver": "(*counter).get", "instantiation": "double[go.shape.int]", "method-instantiation": "(*list[go.shape.int]).size",
 		"method-instantiation-struct": "b int }]).size", "closure": "makeAdder.func1",
 	}[s.name]
