@@ -18,10 +18,15 @@ import (
 // From E9Patch's neighbour eviction (Duck et al., PLDI 2020, tactic T3),
 // for the tiny leaves whose second instruction pins rel32 bytes that no
 // mappable address satisfies (low addresses of a non-PIE binary).
+// Extensions, each in fitEvict: a memory access runs behind a nil check
+// (evictNilCheck); the instruction after an evicted one may be evicted in
+// turn (a chain of up to maxChain); each evicted instruction's jump may
+// carry ignored prefixes.
 const EvictJump = PastFrame + 1
 
-// Eviction is the second jump of an EvictJump patch and the stub it leads
-// to. The stub lives for the life of the process, like sites.
+// Eviction is one evicted instruction of an EvictJump patch: the jump
+// written over it and the stub it leads to. The stub lives for the life of
+// the process, like sites.
 type Eviction struct {
 	// Offset is the evicted instruction's offset from the entry, where
 	// Jump goes.
