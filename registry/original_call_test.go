@@ -56,6 +56,11 @@ var originals = map[string]func() (func(x int) int, error){
 		o, err := registry.Original(less)
 		return func(x int) int { return 10*x + b2i(o(x, x+1)) }, err
 	},
+	"tiny-load": func() (func(int) int, error) {
+		dp := &deep{in: &deepInner{n: 300}}
+		o, err := registry.Original((*deep).n)
+		return func(x int) int { return x + o(dp) }, err
+	},
 	"tiny-nil-check": func() (func(int) int, error) {
 		p := &nilable{n: 7}
 		o, err := registry.Original((*nilable).ok)
