@@ -600,3 +600,43 @@ func TestScanCheckRejects(t *testing.T) {
 		}
 	}
 }
+
+// TestScanCheckRejectsEviction makes sure the scan's own eviction checks
+// can fail: on internal/reflectlite.(*rtype).Size (mov rcx,[rax];
+// mov rax,[rcx]; ret), planned with a nil-checked eviction, the check
+// accepts the planner's patch and rejects a stub that tests another
+// register, and the same stub after a first instruction that sets flags
+// (the check's test would clobber them).
+func TestScanCheckRejectsEviction(t *testing.T) {
+	code := []byte{0x48, 0x8b, 0x08, 0x48, 0x8b, 0x01, 0xc3}
+	b := append(slices.Clone(code), bytes.Repeat([]byte{0xcc}, 25)...)
+	f := dispatch.Func{Name: "internal/reflectlite.(*rtype).Size", Entry: 0x4a5040, Size: len(code), Bytes: b}
+	pl := dispatch.NewPlanner(&dispatch.Simulated{Taken: []dispatch.Range{{Start: 0x400000, End: 0x3000000}}}, 0x401000, 0x401040)
+	pl.NilFault = 0x401080
+	p, err := pl.Plan(f, dispatch.SiteMode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Tactic != dispatch.EvictJump || p.Evict == nil || p.Evict.NilCheck != x86asm.RCX {
+		t.Fatalf("planned %v, eviction %+v; want evict-jump with a nil check of RCX", p.Tactic, p.Evict)
+	}
+	if err := checkPatch(f, p); err != nil {
+		t.Fatalf("the planner's patch is safe, check says %v", err)
+	}
+	wrongReg := *p
+	ev := *p.Evict
+	ev.NilCheck = x86asm.RAX
+	wrongReg.Evict = &ev
+	if err := checkPatch(f, &wrongReg); err == nil {
+		t.Error("check accepted a stub whose nil check names RAX for a load through RCX")
+	} else {
+		t.Logf("nil check of the wrong register: %v", err)
+	}
+	flags := f
+	flags.Bytes = append([]byte{0x48, 0x31, 0xc9}, b[3:]...) // xor rcx,rcx first
+	if err := checkPatch(flags, p); err == nil {
+		t.Error("check accepted a nil check after an instruction that sets flags")
+	} else {
+		t.Logf("after xor rcx,rcx: %v", err)
+	}
+}
