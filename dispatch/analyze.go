@@ -324,21 +324,29 @@ func (p *prologue) candidates(mode Mode, entry uintptr) ([]candidate, error) {
 		}
 	}
 	cands, err := p.fitAll(mode, entry, offsets)
-	// Eviction is the last resort: it costs a stub, and a thread stopped
-	// at the evicted instruction takes two more jumps.
-	if _, back := p.backEdge(0); !back {
-		for _, ms := range evictChains {
-			for n := 0; n <= 2; n++ {
-				if c, everr := p.fitEvict(mode, entry, n, ms); everr == nil {
-					cands = append(cands, c)
-				}
-			}
-		}
-	}
 	if len(cands) > 0 {
 		return cands, nil
 	}
 	return nil, err
+}
+
+// evictions lists the EvictJump candidates, in the order they are tried.
+// Eviction is the last resort: it costs stubs, and a thread stopped at an
+// evicted instruction takes two more jumps; Plan builds them only when no
+// other candidate found a window.
+func (p *prologue) evictions(mode Mode, entry uintptr) []candidate {
+	if _, back := p.backEdge(0); back || len(p.insts) < 2 || p.insts[1].off > 2+4 {
+		return nil // a loop back to the entry, or b past every entry jump's rel32
+	}
+	var cands []candidate
+	for _, ms := range evictChains {
+		for n := 0; n <= 2; n++ {
+			if c, err := p.fitEvict(mode, entry, n, ms); err == nil {
+				cands = append(cands, c)
+			}
+		}
+	}
+	return cands
 }
 
 // maxNopRun bounds the leading nops a patch point may move past: the

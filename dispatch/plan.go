@@ -98,14 +98,19 @@ func (pl *Planner) Plan(f Func, mode Mode) (*Patch, error) {
 	}
 	cands, err := pro.candidates(mode, f.Entry)
 	if err != nil {
-		return nil, err
+		// No other tactic keeps the boundaries: eviction may.
+		if cands = pro.evictions(mode, f.Entry); len(cands) == 0 {
+			return nil, err
+		}
 	}
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
 	// Candidates go in order of preference (entry jump, prefixes, moved
-	// patch point); each takes a page it already has before a new one.
+	// patch point, then evictions); each takes a page it already has
+	// before a new one.
 	var why []string
-	for _, c := range cands {
+	for i := 0; i < len(cands); i++ {
+		c := cands[i]
 		p, ok, err := pl.tryExisting(f, c, mode)
 		if ok {
 			return p, nil
@@ -116,6 +121,9 @@ func (pl *Planner) Plan(f Func, mode Mode) (*Patch, error) {
 			}
 		}
 		why = append(why, err.Error())
+		if i == len(cands)-1 && c.tactic != EvictJump {
+			cands = append(cands, pro.evictions(mode, f.Entry)...)
+		}
 	}
 	return nil, refuse(f, ReasonNoWindow, strings.Join(why, "; "))
 }
