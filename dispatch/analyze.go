@@ -36,7 +36,8 @@ const (
 	// PrefixedJump puts 1-3 ignored prefixes (26/36/3E, a REX last) before
 	// the opcode, shifting which rel32 bytes are pinned.
 	PrefixedJump
-	// PastNop moves the patch point past a 1-byte nop.
+	// PastNop moves the patch point past the 1-byte nops (0x90) the
+	// function starts with, up to maxNopRun of them.
 	PastNop
 	// PastPushRBP moves the patch point past push rbp; the relay site pops
 	// it again before the dispatcher runs.
@@ -102,7 +103,14 @@ func (m Mode) opcode() byte {
 type inst struct {
 	off int
 	x86asm.Inst
+	// opaque: x86asm cannot decode it and adxLen measured it; only its
+	// length is known, so decodeAll allows it only past opaqueFrom.
+	opaque bool
 }
+
+// opaqueFrom is where opaque instructions may start: past every byte a
+// patch, an eviction or a trampoline reads or writes (an octoword).
+const opaqueFrom = 16
 
 // prologue is the analysis of one function, shared by all its candidates.
 type prologue struct {
@@ -130,6 +138,11 @@ func decodeAll(f Func, isMorestack func(uintptr) bool) (*prologue, error) {
 		if err == nil && (in.Len == 0 || in.Op == 0) {
 			err = x86asm.ErrTruncated
 		}
+		if n, ok := adxLen(code[off:]); err != nil && ok && off >= opaqueFrom {
+			p.insts = append(p.insts, inst{off: off, Inst: x86asm.Inst{Len: n}, opaque: true})
+			off += n
+			continue
+		}
 		// Only the padding after the code can differ after an instruction
 		// that punning keeps, so only the last ones need the check.
 		if err == nil && off+maxInstLen > len(code) && !stable(code[off:off+in.Len], in) {
@@ -138,7 +151,7 @@ func decodeAll(f Func, isMorestack func(uintptr) bool) (*prologue, error) {
 		if err != nil {
 			return nil, refuse(f, ReasonDecode, fmt.Sprintf("cannot decode the instruction at +%#x (% x): %v", off, head(code[off:], 8), err))
 		}
-		p.insts = append(p.insts, inst{off, in})
+		p.insts = append(p.insts, inst{off: off, Inst: in})
 		off += in.Len
 	}
 	p.restart = p.findRestart()
@@ -257,12 +270,11 @@ type candidate struct {
 	prefix []byte // ignored prefixes before the opcode
 	opcode byte
 	pins   Pins
-	// evict, when not 0, is the offset of the instruction an EvictJump
-	// candidate evicts (evInst); evPins pins the second jump's rel32
-	// bytes that it does not share with the first.
-	evict  int
-	evInst inst
-	evPins Pins
+	// evs are the instructions an EvictJump candidate evicts, in chain
+	// order; fixed the bytes its jumps must have before any rel32 is
+	// chosen (fitEvict).
+	evs   []evLink
+	fixed evBytes
 }
 
 func (c candidate) len() int { return len(c.prefix) + 5 }
@@ -305,7 +317,9 @@ func (p *prologue) candidates(mode Mode, entry uintptr) ([]candidate, error) {
 	if first := p.insts[0]; len(p.insts) > 1 {
 		switch {
 		case first.Len == 1 && f.Bytes[0] == 0x90:
-			offsets = append(offsets, point{1, PastNop})
+			for k := 1; k <= p.nopRun(); k++ {
+				offsets = append(offsets, point{k, PastNop})
+			}
 		case first.Len == 1 && f.Bytes[0] == 0x55 && mode == SiteMode:
 			// Call mode cannot undo the push: its dispatcher has the
 			// return address on top of the saved rbp.
@@ -315,19 +329,47 @@ func (p *prologue) candidates(mode Mode, entry uintptr) ([]candidate, error) {
 		}
 	}
 	cands, err := p.fitAll(mode, entry, offsets)
-	// Eviction is the last resort: it costs a stub, and a thread stopped
-	// at the evicted instruction takes two more jumps.
-	if _, back := p.backEdge(0); !back {
-		for n := 0; n <= 2; n++ {
-			if c, everr := p.fitEvict(mode, entry, n); everr == nil {
-				cands = append(cands, c)
-			}
-		}
-	}
 	if len(cands) > 0 {
 		return cands, nil
 	}
 	return nil, err
+}
+
+// evictions lists the EvictJump candidates, in the order they are tried.
+// Eviction is the last resort: it costs stubs, and a thread stopped at an
+// evicted instruction takes two more jumps; Plan builds them only when no
+// other candidate found a window.
+func (p *prologue) evictions(mode Mode, entry uintptr) []candidate {
+	if _, back := p.backEdge(0); back || len(p.insts) < 2 || p.insts[1].off > 2+4 {
+		return nil // a loop back to the entry, or b past every entry jump's rel32
+	}
+	var cands []candidate
+	for _, ms := range evictChains {
+		for n := 0; n <= 2; n++ {
+			if c, err := p.fitEvict(mode, entry, n, ms); err == nil {
+				cands = append(cands, c)
+			}
+		}
+	}
+	return cands
+}
+
+// maxNopRun bounds the leading nops a patch point may move past: the
+// patch must still end in the entry's aligned quadword (+8), and the
+// trampoline copies the nops with the instruction after them.
+const maxNopRun = 3
+
+// nopRun counts the 1-byte nops (0x90) the function starts with, up to
+// maxNopRun and never all of its instructions. The compiler emits runs of
+// them for inlining marks. A thread stopped between two of them runs nops
+// up to the patch point and takes the patch with the entry's registers and
+// stack, as a thread at the entry would.
+func (p *prologue) nopRun() int {
+	k := 0
+	for k < maxNopRun && k+1 < len(p.insts) && p.insts[k].Len == 1 && p.fn.Bytes[k] == 0x90 {
+		k++
+	}
+	return k
 }
 
 // fitAll fits every prefix count at every patch point, in order, skipping

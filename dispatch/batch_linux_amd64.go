@@ -156,7 +156,7 @@ func InstallAll(ps []*Patch, routes []*switchboard.Route) error {
 			return fmt.Errorf("%s: nil route", p.Name)
 		}
 		if !p.installed {
-			if p.pageBytes() == nil || p.Evict != nil && p.Evict.page.mem == nil {
+			if p.pageBytes() == nil || p.Evict.simulated() {
 				return fmt.Errorf("%s: relay page %#x is simulated", p.Name, p.page.addr)
 			}
 			todo = append(todo, item{p, routes[i]})
@@ -177,10 +177,11 @@ func InstallAll(ps []*Patch, routes []*switchboard.Route) error {
 	}
 	writeMu.Lock()
 	for _, p := range evs {
-		ev := p.Evict
-		if err := writeSite(ev.page, ev.Addr, ev.Code); err != nil {
-			writeMu.Unlock()
-			return refuseErr(p, ReasonMap, err)
+		for ev := p.Evict; ev != nil; ev = ev.Next {
+			if err := writeSite(ev.page, ev.Addr, ev.Code); err != nil {
+				writeMu.Unlock()
+				return refuseErr(p, ReasonMap, err)
+			}
 		}
 	}
 	for lo := 0; lo < len(todo); {

@@ -210,16 +210,16 @@ func (p *Patch) Install(route *switchboard.Route) error {
 	if err := Writable(); err != nil {
 		return err
 	}
-	if p.page.mem == nil || p.Evict != nil && p.Evict.page.mem == nil {
+	if p.page.mem == nil || p.Evict.simulated() {
 		return fmt.Errorf("%s: relay page %#x is simulated", p.Name, p.page.addr)
 	}
 	code := slices.Clone(p.SiteCode)
 	binary.LittleEndian.PutUint64(code[p.RouteAt:], uint64(uintptr(unsafe.Pointer(route))))
 	writeMu.Lock()
 	err := writeSite(p.page, p.Site, code)
-	if ev := p.Evict; err == nil && ev != nil {
-		// The stub, like the site, is complete before the prologue leads
-		// to it.
+	// The stubs, like the site, are complete before the prologue leads
+	// to them.
+	for ev := p.Evict; err == nil && ev != nil; ev = ev.Next {
 		err = writeSite(ev.page, ev.Addr, ev.Code)
 	}
 	writeMu.Unlock()

@@ -23,7 +23,83 @@ func decode(b []byte) (in x86asm.Inst, err error) {
 	if len(b) >= 4 && string(b[:4]) == endbr64 {
 		return x86asm.Inst{Op: x86asm.NOP, Len: 4}, nil
 	}
+	if len(b) >= 3 && string(b[:3]) == vzeroupper {
+		return x86asm.Inst{Op: x86asm.VZEROUPPER, Len: 3, Mode: 64}, nil
+	}
+	if vexNoModRM(b) {
+		return x86asm.Inst{}, fmt.Errorf("%w: VEX 0F 77 form % x other than vzeroupper (x86asm misreads its length)", ErrUnpatchable, head(b, 3))
+	}
 	return decoder(b, 64)
+}
+
+// vzeroupper is C5 F8 77 (VEX.128.0F.WIG 77). x86asm reads a ModRM byte
+// after it that is not there, so it returns 4 bytes when any byte follows
+// and linear decoding loses step: AVX2 assembly (bytealg, crypto) ends its
+// vector loops with it. decode gives its true length, 3.
+const vzeroupper = "\xc5\xf8\x77"
+
+// vexNoModRM reports the VEX 0F 77 forms other than C5 F8 77 (vzeroall,
+// the 3-byte VEX spellings): x86asm misreads them too, and Go's assembler
+// emits none of them, so decode refuses them rather than trust a length.
+func vexNoModRM(b []byte) bool {
+	switch {
+	case len(b) >= 3 && b[0] == 0xC5:
+		return b[2] == 0x77
+	case len(b) >= 4 && b[0] == 0xC4:
+		return b[1]&0x1F == 1 && b[3] == 0x77
+	}
+	return false
+}
+
+// adxLen returns the length of ADCX (66 [REX] 0F 38 F6 /r) or ADOX
+// (F3 [REX] 0F 38 F6 /r), which x86asm does not know (math/big and
+// crypto/internal/fips140/bigmod use them in their multiply loops): the
+// prefix, an optional REX, the three opcode bytes, then ModRM with its SIB
+// and displacement; no immediate. Neither is a branch, touches RSP, or
+// has an encoding that depends on the bytes after it. decodeAll uses it to
+// keep step past them, and only in a function's body: an instruction
+// measured this way is never written over, copied or evicted (opaque).
+func adxLen(b []byte) (int, bool) {
+	if len(b) < 5 || b[0] != 0x66 && b[0] != 0xF3 {
+		return 0, false
+	}
+	i := 1
+	if b[i]&0xF0 == 0x40 {
+		i++
+	}
+	if len(b) < i+4 || b[i] != 0x0F || b[i+1] != 0x38 || b[i+2] != 0xF6 {
+		return 0, false
+	}
+	n, ok := modrmLen(b[i+3:])
+	return i + 3 + n, ok
+}
+
+// modrmLen is the length of a 64-bit mode ModRM byte with the SIB byte and
+// displacement it calls for (no address-size prefix).
+func modrmLen(b []byte) (int, bool) {
+	if len(b) < 1 {
+		return 0, false
+	}
+	mod, rm := b[0]>>6, b[0]&7
+	n := 1
+	if mod != 3 && rm == 4 {
+		if len(b) < 2 {
+			return 0, false
+		}
+		if mod == 0 && b[1]&7 == 5 {
+			n += 4 // SIB with no base: disp32
+		}
+		n++
+	}
+	switch {
+	case mod == 0 && rm == 5:
+		n += 4 // RIP-relative disp32
+	case mod == 1:
+		n++
+	case mod == 2:
+		n += 4
+	}
+	return n, len(b) >= n
 }
 
 // Decode is decode for other packages that read code (registry decodes

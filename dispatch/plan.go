@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"unsafe"
@@ -97,14 +98,19 @@ func (pl *Planner) Plan(f Func, mode Mode) (*Patch, error) {
 	}
 	cands, err := pro.candidates(mode, f.Entry)
 	if err != nil {
-		return nil, err
+		// No other tactic keeps the boundaries: eviction may.
+		if cands = pro.evictions(mode, f.Entry); len(cands) == 0 {
+			return nil, err
+		}
 	}
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
 	// Candidates go in order of preference (entry jump, prefixes, moved
-	// patch point); each takes a page it already has before a new one.
+	// patch point, then evictions); each takes a page it already has
+	// before a new one.
 	var why []string
-	for _, c := range cands {
+	for i := 0; i < len(cands); i++ {
+		c := cands[i]
 		p, ok, err := pl.tryExisting(f, c, mode)
 		if ok {
 			return p, nil
@@ -115,6 +121,9 @@ func (pl *Planner) Plan(f Func, mode Mode) (*Patch, error) {
 			}
 		}
 		why = append(why, err.Error())
+		if i == len(cands)-1 && c.tactic != EvictJump {
+			cands = append(cands, pro.evictions(mode, f.Entry)...)
+		}
 	}
 	return nil, refuse(f, ReasonNoWindow, strings.Join(why, "; "))
 }
@@ -169,10 +178,10 @@ func (pl *Planner) tryNew(f Func, c candidate, mode Mode) (*Patch, error) {
 // evictFor places the eviction stub of an EvictJump candidate whose site
 // is at t, giving the site back if it fails; nil for other tactics.
 func (pl *Planner) evictFor(f Func, c candidate, t uintptr, pg *relayPage, mode Mode) (*Eviction, error) {
-	if c.evict == 0 {
+	if len(c.evs) == 0 {
 		return nil, nil
 	}
-	ev, err := pl.placeEviction(f, c, int32(int64(t)-int64(c.jmpEnd(f.Entry))))
+	ev, err := pl.placeEvictions(f, c, int32(int64(t)-int64(c.jmpEnd(f.Entry))))
 	if err != nil {
 		pg.release(int(t-pg.addr), siteSize(c, mode))
 		return nil, fmt.Errorf("%v (%d prefixes at +%d): %w", c.tactic, len(c.prefix), c.offset, err)
@@ -186,16 +195,18 @@ func (p *Patch) setEviction(f Func, ev *Eviction) {
 		return
 	}
 	p.Evict = ev
-	if f.Entry+uintptr(ev.Offset+len(ev.Jump)) > p.quad+8 {
-		p.wide = true
-		copy(p.origHi[:], f.Bytes[p.quad+8-f.Entry:])
-		p.patchedHi = p.origHi
-	}
-	for i, b := range ev.Jump {
-		if k := f.Entry + uintptr(ev.Offset+i) - p.quad; k < 8 {
-			p.patched[k] = b
-		} else {
-			p.patchedHi[k-8] = b
+	for ; ev != nil; ev = ev.Next {
+		if !p.wide && f.Entry+uintptr(ev.Offset+len(ev.Jump)) > p.quad+8 {
+			p.wide = true
+			copy(p.origHi[:], f.Bytes[p.quad+8-f.Entry:])
+			p.patchedHi = p.origHi
+		}
+		for i, b := range ev.Jump {
+			if k := f.Entry + uintptr(ev.Offset+i) - p.quad; k < 8 {
+				p.patched[k] = b
+			} else {
+				p.patchedHi[k-8] = b
+			}
 		}
 	}
 }
@@ -288,14 +299,18 @@ func Verify(f Func, p *Patch) error {
 	// The image a resumed thread sees: original code with the patch on top.
 	img := append(append([]byte{}, f.Bytes...), make([]byte, 16)...)
 	copy(img[p.Offset:], p.Bytes)
-	evictAt := -1
-	if ev := p.Evict; ev != nil {
-		if err := verifyEviction(f, p, img); err != nil {
+	// An eviction chain: each jump starts inside the rel32 of the one
+	// before (the entry jump's first).
+	var evicted []int
+	prev := p.Offset + len(p.Bytes) - 5
+	for ev := p.Evict; ev != nil; ev = ev.Next {
+		if err := verifyEviction(f, p, ev, prev, end, img); err != nil {
 			return err
 		}
-		evictAt = ev.Offset
+		evicted = append(evicted, ev.Offset)
 		end = max(end, ev.Offset+len(ev.Jump))
 		copy(img[ev.Offset:], ev.Jump)
+		prev = ev.Offset + len(ev.Jump) - 5
 	}
 	// Instructions starting at or after the patch's end cannot be affected.
 	for off := 0; off < len(code) && off < end; {
@@ -303,7 +318,7 @@ func Verify(f Func, p *Patch) error {
 		if err != nil {
 			return fmt.Errorf("original code at +%d: %v", off, err)
 		}
-		if off > p.Offset && off < end && off != evictAt {
+		if off > p.Offset && off < end && !slices.Contains(evicted, off) {
 			got, err := decode(img[off:])
 			if err != nil || got.Len != orig.Len || !bytes.Equal(img[off:off+orig.Len], code[off:off+orig.Len]) || got.Op != orig.Op || got.Args != orig.Args || got.Prefix != orig.Prefix {
 				return fmt.Errorf("boundary +%d: patched bytes decode as %v, original %v", off, got, orig)
@@ -317,16 +332,17 @@ func Verify(f Func, p *Patch) error {
 	return nil
 }
 
-// verifyEviction checks an EvictJump's second jump against img (the code
-// with the first jump on top): it starts on an instruction boundary inside
-// the first jump's rel32, agrees with every byte the two share, fits the
-// first jump's quadword, and leads to a stub holding the evicted
-// instruction's own bytes and a jump to the instruction after it.
-func verifyEviction(f Func, p *Patch, img []byte) error {
-	ev := p.Evict
+// verifyEviction checks one jump ev of an EvictJump chain against img
+// (the code with the jumps before it on top, written up to +written): it
+// starts inside the rel32 of the jump whose E9 is at +prev, agrees with
+// every byte already written, fits the patch's aligned quadword or
+// octoword, and leads to a stub holding the evicted instruction's own
+// bytes (after a nil check, for a memory access) and a jump to the
+// instruction after it.
+func verifyEviction(f Func, p *Patch, ev *Eviction, prev, written int, img []byte) error {
 	b := ev.Offset
-	if b <= p.Offset || b >= p.Offset+len(p.Bytes) || b+len(ev.Jump) > len(f.Bytes) {
-		return fmt.Errorf("eviction at +%d is not inside the entry jump [+%d,+%d)", b, p.Offset, p.Offset+len(p.Bytes))
+	if b <= prev || b >= prev+5 || b+len(ev.Jump) > len(f.Bytes) || len(ev.Jump) < 5 || len(ev.Jump) > 7 {
+		return fmt.Errorf("eviction at +%d is not inside the jump at +%d", b, prev)
 	}
 	// One aligned quadword, or (wide) one aligned octoword, all of it
 	// the function's own bytes.
@@ -334,9 +350,14 @@ func verifyEviction(f Func, p *Patch, img []byte) error {
 	if q := lo &^ 15; lo&^7 != hi&^7 && (q != hi&^15 || q < f.Entry || q+16 > f.Entry+uintptr(len(f.Bytes))) {
 		return fmt.Errorf("eviction jump at +%d leaves the patch's aligned octoword", b)
 	}
-	for i := b; i < p.Offset+len(p.Bytes); i++ {
+	for i := b; i < written && i < b+len(ev.Jump); i++ {
 		if img[i] != ev.Jump[i-b] {
 			return fmt.Errorf("eviction jump % x disagrees with the entry jump at +%d", ev.Jump, i)
+		}
+	}
+	for _, x := range ev.Jump[:len(ev.Jump)-5] {
+		if x != 0x3E {
+			return fmt.Errorf("eviction jump % x: prefix %#02x", ev.Jump, x)
 		}
 	}
 	in, err := decode(ev.Jump)
@@ -348,30 +369,67 @@ func verifyEviction(f Func, p *Patch, img []byte) error {
 	if err != nil {
 		return fmt.Errorf("evicted instruction at +%d: %v", b, err)
 	}
+	skip, err := verifyNilCheck(ev, orig)
+	if err != nil {
+		return err
+	}
+	code, addr := ev.Code[skip:], ev.Addr+uintptr(skip)
 	// The stub's first instruction: the original's bytes, or for a
 	// direct branch the same branch to the same target.
 	n := orig.Len
 	if ot, ok := orig.Args[0].(x86asm.Rel); ok && orig.Op != x86asm.CALL {
-		got, err := decode(ev.Code)
+		got, err := decode(code)
 		gt, gok := got.Args[0].(x86asm.Rel)
 		if err != nil || !gok || got.Op != orig.Op ||
-			ev.Addr+uintptr(got.Len)+uintptr(int64(gt)) != f.Entry+uintptr(b+orig.Len)+uintptr(int64(ot)) {
+			addr+uintptr(got.Len)+uintptr(int64(gt)) != f.Entry+uintptr(b+orig.Len)+uintptr(int64(ot)) {
 			return fmt.Errorf("eviction stub % x does not branch where the instruction at +%d does", ev.Code, b)
 		}
 		n = got.Len
-	} else if len(ev.Code) < n || !bytes.Equal(ev.Code[:n], f.Bytes[b:b+n]) {
+	} else if len(code) < n || !bytes.Equal(code[:n], f.Bytes[b:b+n]) {
 		return fmt.Errorf("eviction stub % x does not start with the instruction at +%d", ev.Code, b)
 	}
-	if (orig.Op == x86asm.RET || orig.Op == x86asm.JMP) && len(ev.Code) == n {
+	if (orig.Op == x86asm.RET || orig.Op == x86asm.JMP) && len(code) == n {
 		return nil
 	}
-	back, err := decode(ev.Code[n:])
+	back, err := decode(code[n:])
 	brel, ok := back.Args[0].(x86asm.Rel)
-	if err != nil || back.Op != x86asm.JMP || n+back.Len != len(ev.Code) || !ok ||
+	if err != nil || back.Op != x86asm.JMP || n+back.Len != len(code) || !ok ||
 		ev.Addr+uintptr(len(ev.Code))+uintptr(int64(brel)) != f.Entry+uintptr(b+orig.Len) {
 		return fmt.Errorf("eviction stub % x does not jump back to +%d", ev.Code, b+orig.Len)
 	}
 	return nil
+}
+
+// verifyNilCheck checks the stub's nil check against the evicted
+// instruction orig and returns its length: none when orig accesses no
+// memory, else test r,r; jz to ev.Fault, r the base of orig's memory
+// operand.
+func verifyNilCheck(ev *Eviction, orig x86asm.Inst) (int, error) {
+	var base x86asm.Reg
+	if orig.Op != x86asm.LEA && orig.Op != x86asm.NOP {
+		for _, a := range orig.Args {
+			if m, ok := a.(x86asm.Mem); ok {
+				base = m.Base
+			}
+		}
+	}
+	if base != ev.NilCheck {
+		return 0, fmt.Errorf("eviction stub nil-checks %v, the evicted %v dereferences %v", ev.NilCheck, orig, base)
+	}
+	if base == 0 {
+		return 0, nil
+	}
+	test, err := decode(ev.Code)
+	if err != nil || test.Op != x86asm.TEST || test.Args[0] != base || test.Args[1] != base {
+		return 0, fmt.Errorf("eviction stub % x does not start with test %v,%v", ev.Code, base, base)
+	}
+	jz, err := decode(ev.Code[test.Len:])
+	rel, ok := jz.Args[0].(x86asm.Rel)
+	at := ev.Addr + uintptr(test.Len+jz.Len)
+	if err != nil || jz.Op != x86asm.JE || !ok || ev.Fault == 0 || at+uintptr(int64(rel)) != ev.Fault {
+		return 0, fmt.Errorf("eviction stub % x: no jz to the nil-fault stub %#x after its test", ev.Code, ev.Fault)
+	}
+	return test.Len + jz.Len, nil
 }
 
 // pageBytes returns the relay page's memory, or nil when simulated.

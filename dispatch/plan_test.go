@@ -142,15 +142,22 @@ func checkPatch(t *testing.T, f Func, p *Patch) {
 	img := append(append([]byte(nil), f.Bytes...), make([]byte, 16)...)
 	copy(img[p.Offset:], p.Bytes)
 	code := f.Bytes[:f.Size]
-	evicted := -1
-	if ev := p.Evict; ev != nil {
-		evicted = ev.Offset
+	// An eviction chain: each jump starts inside the one before and
+	// agrees with every byte already written.
+	evicted := map[int]bool{}
+	prev, written := p.Offset+len(p.Bytes)-5, p.Offset+len(p.Bytes)
+	for ev := p.Evict; ev != nil; ev = ev.Next {
+		if ev.Offset <= prev || ev.Offset >= prev+5 {
+			t.Fatalf("eviction at +%d is not inside the jump at +%d", ev.Offset, prev)
+		}
+		evicted[ev.Offset] = true
 		for i, b := range ev.Jump {
-			if at := ev.Offset + i; at < p.Offset+len(p.Bytes) && img[at] != b {
-				t.Fatalf("eviction jump % x at +%d disagrees with the entry jump % x", ev.Jump, ev.Offset, p.Bytes)
+			if at := ev.Offset + i; at < written && img[at] != b {
+				t.Fatalf("eviction jump % x at +%d disagrees with the bytes written before it", ev.Jump, ev.Offset)
 			}
 		}
 		copy(img[ev.Offset:], ev.Jump)
+		written = max(written, ev.Offset+len(ev.Jump))
 		if e := f.Entry + uintptr(ev.Offset+len(ev.Jump)); e > end {
 			end = e
 		}
@@ -158,15 +165,16 @@ func checkPatch(t *testing.T, f Func, p *Patch) {
 		if q := start &^ 7; end > q+8 && (q&15 != 0 || end > q+16 || q+16 > f.Entry+uintptr(len(f.Bytes))) {
 			t.Fatalf("eviction jump at +%d leaves the aligned octoword", ev.Offset)
 		}
-		checkEviction(t, f, p)
+		checkEviction(t, f, ev)
+		prev = ev.Offset + len(ev.Jump) - 5
 	}
 	for off := 0; off < len(code); {
 		orig, err := decode(code[off:])
 		if err != nil {
 			t.Fatalf("original +%d: %v", off, err)
 		}
-		if off == evicted && p.Offset < off {
-			evicted = -2 // seen on a boundary
+		if evicted[off] && p.Offset < off {
+			delete(evicted, off) // seen on a boundary
 		} else if uintptr(off) > uintptr(p.Offset) && f.Entry+uintptr(off) < end {
 			now, err := decode(img[off:])
 			if err != nil || now.Len != orig.Len || now.String() != orig.String() || string(img[off:off+orig.Len]) != string(code[off:off+orig.Len]) {
@@ -175,8 +183,8 @@ func checkPatch(t *testing.T, f Func, p *Patch) {
 		}
 		off += orig.Len
 	}
-	if evicted >= 0 {
-		t.Fatalf("eviction at +%d is not an instruction boundary after the patch point", evicted)
+	if len(evicted) > 0 {
+		t.Fatalf("evictions %v are not instruction boundaries after the patch point", evicted)
 	}
 }
 
@@ -184,9 +192,8 @@ func checkPatch(t *testing.T, f Func, p *Patch) {
 // the second jump must lead to a stub holding an instruction that decodes
 // as the original one, to the same branch target when it branches, and
 // then (unless it returns or jumps) a jump to the next original boundary.
-func checkEviction(t *testing.T, f Func, p *Patch) {
+func checkEviction(t *testing.T, f Func, ev *Eviction) {
 	t.Helper()
-	ev := p.Evict
 	j, err := x86asm.Decode(ev.Jump, 64)
 	rel, _ := j.Args[0].(x86asm.Rel)
 	from := f.Entry + uintptr(ev.Offset+len(ev.Jump))
@@ -197,7 +204,21 @@ func checkEviction(t *testing.T, f Func, p *Patch) {
 	if err != nil {
 		t.Fatalf("evicted +%d: %v", ev.Offset, err)
 	}
-	got, err := x86asm.Decode(ev.Code, 64)
+	// A memory access runs behind test r,r; je nilFault, r its base.
+	code, addr := ev.Code, ev.Addr
+	if ev.NilCheck != 0 {
+		test, err1 := x86asm.Decode(code, 64)
+		je, err2 := x86asm.Decode(code[test.Len:], 64)
+		m, _ := orig.Args[1].(x86asm.Mem)
+		if m0, ok := orig.Args[0].(x86asm.Mem); ok {
+			m = m0
+		}
+		if err1 != nil || err2 != nil || test.Op != x86asm.TEST || test.Args[0] != ev.NilCheck || test.Args[1] != ev.NilCheck || je.Op != x86asm.JE || m.Base != ev.NilCheck {
+			t.Fatalf("stub % x: no nil check of %v before %v", ev.Code, ev.NilCheck, orig)
+		}
+		code, addr = code[test.Len+je.Len:], addr+uintptr(test.Len+je.Len)
+	}
+	got, err := x86asm.Decode(code, 64)
 	if err != nil {
 		t.Fatalf("stub % x: %v", ev.Code, err)
 	}
@@ -206,7 +227,7 @@ func checkEviction(t *testing.T, f Func, p *Patch) {
 		return pc + uintptr(in.Len) + uintptr(int64(r)), ok
 	}
 	if ot, ok := target(orig, f.Entry+uintptr(ev.Offset)); ok {
-		gt, gok := target(got, ev.Addr)
+		gt, gok := target(got, addr)
 		if !gok || gt != ot || got.Op != orig.Op && !(orig.Op >= x86asm.JA && orig.Op <= x86asm.JS && got.Op == orig.Op) {
 			t.Fatalf("stub %v -> %#x, original %v -> %#x", got, gt, orig, ot)
 		}
@@ -214,14 +235,14 @@ func checkEviction(t *testing.T, f Func, p *Patch) {
 		t.Fatalf("stub starts with %v, original +%d is %v", got, ev.Offset, orig)
 	}
 	if orig.Op == x86asm.RET || orig.Op == x86asm.JMP {
-		if len(ev.Code) != got.Len {
+		if len(code) != got.Len {
 			t.Fatalf("stub % x: bytes after the %v", ev.Code, orig.Op)
 		}
 		return
 	}
-	back, err := x86asm.Decode(ev.Code[got.Len:], 64)
-	bt, _ := target(back, ev.Addr+uintptr(got.Len))
-	if err != nil || back.Op != x86asm.JMP || got.Len+back.Len != len(ev.Code) || bt != f.Entry+uintptr(ev.Offset+orig.Len) {
+	back, err := x86asm.Decode(code[got.Len:], 64)
+	bt, _ := target(back, addr+uintptr(got.Len))
+	if err != nil || back.Op != x86asm.JMP || got.Len+back.Len != len(code) || bt != f.Entry+uintptr(ev.Offset+orig.Len) {
 		t.Fatalf("stub % x does not end with a jump back to +%d", ev.Code, ev.Offset+orig.Len)
 	}
 }

@@ -37,7 +37,8 @@ type Trampoline struct {
 }
 
 // trampolineSize bounds the copy: two nil checks (test; jz rel32), two
-// instructions widened to rel32 forms, and the jump back.
+// instructions widened to rel32 forms (or up to maxNopRun nops and one),
+// and the jump back.
 const trampolineSize = 2*(3+6) + 2*maxInstLen + 5
 
 // PlanTrampoline plans f's trampoline and reserves its bytes in a relay
@@ -53,10 +54,14 @@ func (pl *Planner) PlanTrampoline(f Func) (*Trampoline, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Copy the first instruction, and the second if a tactic may patch it.
+	// Copy the first instruction, and the second if a tactic may patch it;
+	// after a run of leading nops, the nops and the instruction after them.
 	n := 1
 	if len(pro.insts) > 1 && movablePast(pro.insts[0].Inst, f.Bytes[0]) {
 		n = 2
+		if f.Bytes[0] == 0x90 {
+			n = pro.nopRun() + 1
+		}
 	}
 	n = min(n, len(pro.insts))
 	cut := pro.insts[n-1].off + pro.insts[n-1].Len

@@ -61,6 +61,12 @@ var trampolineCases = []struct {
 		want: []string{"NOP", "JE entry+0x13", "JMP entry+0x3"},
 	},
 	{
+		// time.Time.UnixMilli: a patch may go past both nops (past-nop at
+		// +2), so the copy runs to the end of the bt after them.
+		name: "two nops then bt", entry: 0x4f2220, code: "9090480fbae03f7316488d0c00c3", pad: 18,
+		want: []string{"NOP", "NOP", "BT RAX, 0x3f", "JMP entry+0x7"},
+	},
+	{
 		// mov eax, [rax+0x68] (a field of a receiver in RAX): checked.
 		name: "load through a pointer first: nil check", entry: 0x4015e0, code: "8b406883e001c3", pad: 25,
 		want: []string{"TEST RAX, RAX", "JE nilFault", "MOV EAX, [RAX+0x68]", "JMP entry+0x3"},

@@ -176,7 +176,7 @@ func TestBatchCommitRefused(t *testing.T) {
 			return errors.Join(registry.Stage(b, bv0, bv1), registry.Stage(b, bv2, bv3))
 		}, []refusal{{"TestBatchCommitRefused.func", registry.ErrClosure}, {"smallInlined", registry.ErrInlined}, {"runtime.NumGoroutine", registry.ErrProtected}}, false},
 		{"no relay and cycle", func(b *registry.Batch) error {
-			return errors.Join(registry.Stage(b, bv0, bv1), registry.Stage(b, residue, func(**farField) int { return 0 }),
+			return errors.Join(registry.Stage(b, bv0, bv1), registry.Stage(b, residue, func() {}),
 				registry.Stage(b, bv3, bv5), registry.Stage(b, bv5, bv3))
 		}, []refusal{{"residue", registry.ErrNoRelay}, {"bv3", registry.ErrCycle}, {"bv5", registry.ErrCycle}}, true},
 	}

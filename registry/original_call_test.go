@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -55,6 +56,11 @@ var originals = map[string]func() (func(x int) int, error){
 	"tiny-less": func() (func(int) int, error) {
 		o, err := registry.Original(less)
 		return func(x int) int { return 10*x + b2i(o(x, x+1)) }, err
+	},
+	"tiny-load": func() (func(int) int, error) {
+		dp := &deep{in: &deepInner{n: 300}}
+		o, err := registry.Original((*deep).n)
+		return func(x int) int { return x + o(dp) }, err
 	},
 	"tiny-nil-check": func() (func(int) int, error) {
 		p := &nilable{n: 7}
@@ -303,5 +309,56 @@ func TestOriginalReturnPC(t *testing.T) {
 	pc, entry := switchboard.OriginalReturnPC(), switchboard.OriginalEntryPC()
 	if pc <= entry || pc > entry+256 {
 		t.Fatalf("OriginalReturnPC %#x outside the stub at %#x", pc, entry)
+	}
+}
+
+// TestEvictedNilCheck runs an eviction stub's nil check in this process:
+// (*deep).n's load at +3 is evicted, and Original's trampoline copies only
+// the first instruction and jumps back to +3, into the eviction jump and
+// its stub. A valid pointer loads through the stub; a nil one must reach
+// nilFault and give the ordinary nil-dereference panic, not a fault in the
+// relay page (which would kill the process).
+func TestEvictedNilCheck(t *testing.T) {
+	if why := shapeCaveat(); why != "" {
+		t.Skip("the victim's shape differs in this build: " + why)
+	}
+	must(t, registry.Set((*deep).n, func(d *deep) int { return -1 }))
+	defer registry.Reset((*deep).n)
+	if r := redirectOf(t, "(*deep).n"); r.Tactic != "evict-jump" {
+		t.Fatalf("(*deep).n patched with %s, want evict-jump", r.Tactic)
+	}
+	orig, err := registry.Original((*deep).n)
+	must(t, err)
+	if got := (&deep{in: &deepInner{n: 7}}).n(); got != -1 {
+		t.Fatalf("patched call = %d, want the replacement's -1", got)
+	}
+	if got := orig(&deep{in: &deepInner{n: 7}}); got != 7 {
+		t.Fatalf("orig through the stub = %d, want 7", got)
+	}
+	for range 3 {
+		var rerr runtime.Error
+		var via []string
+		func() {
+			defer func() {
+				e := recover()
+				rerr, _ = e.(runtime.Error)
+				// The frames between the panic and here: the fault must
+				// be nilFault's, reached from the stub's check. (Without
+				// the check the runtime would take the relay-page fault
+				// for a call to non-code and panic from the caller too.)
+				pcs := make([]uintptr, 32)
+				frames := runtime.CallersFrames(pcs[:runtime.Callers(1, pcs)])
+				for f, more := frames.Next(); more; f, more = frames.Next() {
+					via = append(via, f.Function)
+				}
+			}()
+			orig(&deep{})
+		}()
+		if rerr == nil || !strings.Contains(rerr.Error(), "nil pointer dereference") {
+			t.Fatalf("orig(&deep{}) recovered %v, want a nil-dereference runtime error", rerr)
+		}
+		if !slices.ContainsFunc(via, func(f string) bool { return strings.HasSuffix(f, "switchboard.nilFault") }) {
+			t.Fatalf("the panic did not come through nilFault: %v", via)
+		}
 	}
 }

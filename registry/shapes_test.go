@@ -128,6 +128,20 @@ type flags struct {
 //go:noinline
 func (f *flags) high() int32 { return int32(f.b) & -128 }
 
+// deep.n is a load at the second boundary: mov rcx,[rax];
+// mov rax,[rcx+0x88]; ret. Its bytes 8b 81 88 at +4..+6 make every entry
+// window negative in a non-PIE binary, so the load is evicted and runs
+// from its stub behind a nil check of RCX (dispatch.evictNilCheck).
+type deepInner struct {
+	_ [0x88]byte
+	n int
+}
+
+type deep struct{ in *deepInner }
+
+//go:noinline
+func (d *deep) n() int { return d.in.n }
+
 func b2i(b bool) int {
 	if b {
 		return 1
@@ -140,7 +154,16 @@ func tinyShapes() []shape {
 	m := &mocked{v: 100}
 	p := &nilable{n: 7}
 	fl := &flags{b: 200}
+	dp := &deep{in: &deepInner{n: 300}}
 	return []shape{
+		{
+			name: "tiny-load", tactic: "evict-jump",
+			call: func(x int) int { return x + dp.n() },
+			set: setPair((*deep).n, func(d *deep) int { return 2 * d.in.n },
+				func(d *deep) int { return -d.in.n }),
+			reset: func() error { return registry.Reset((*deep).n) },
+			want:  func(x int) [3]int { return [3]int{x + 300, x + 600, x - 300} },
+		},
 		{
 			name: "tiny-wide", tactic: "evict-jump",
 			call: func(x int) int { return 1000*x + int(fl.high()) },

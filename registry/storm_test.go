@@ -190,7 +190,8 @@ func funcName(s shape) string {
 		"leaf-1-byte": "leafRet", "leaf-3-byte": "leafZero", "leaf-4-byte": "leafInc", "leaf-5-byte": "leafField",
 		"stack-check": "standard", "stack-check-call-mode": "standard", "through-original": "standard", "medium-frame": "mediumFrame",
 		"huge-frame": "hugeFrame", "huge-frame-past-scratch": "hugeFrameHigh", "nop-first": "nopFirst", "push-rbp-first": "pushFirst", "method-via-interface": "Add",
-		"tiny-wide": "(*flags).high", "tiny-method-add": "(*mocked).M", "tiny-less": "less", "tiny-nil-check": "(*nilable).ok",
+		"tiny-wide": "(*flags).high", "tiny-method-add": "(*mocked).M", "tiny-less": "less", "tiny-nil-check": "(*nilable).ok", "tiny-load": "(*deep).n",
+		"tiny-chain-transient": "(*flags8).transient", "tiny-chain-xlogue": "(*lico).xlogue",
 		"goroutine-tree": "stormTree", "receiver": "(*counter).get", "instantiation": "double[go.shape.int]", "method-instantiation": "(*list[go.shape.int]).size",
 		"method-instantiation-struct": "b int }]).size", "closure": "makeAdder.func1",
 	}[s.name]

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,30 +47,48 @@ type odCase struct {
 	// text is the real text from the entry on, at least odWindow bytes:
 	// the function, its padding and whatever follows.
 	text []byte
-	// For an evict-jump patch: the second jump (5 bytes at evOff, to
-	// evAddr) and the stub there.
-	evOff  int
-	evJump []byte
-	evAddr uint64
-	evStub []byte
-	// evFirst is the length of the stub's first instruction (a branch is
-	// widened to rel32).
-	evFirst int
+	// For an evict-jump patch: each evicted instruction's jump and stub,
+	// in chain order.
+	evs []odEvict
+}
+
+// odEvict is one evicted instruction: its jump (5 bytes at off, to addr)
+// and the stub there. first is the length of the stub's copy of the
+// instruction (a branch is widened to rel32); check the length of the nil
+// check before it (test r,r; je fault), 0 when there is none.
+type odEvict struct {
+	off          int
+	jump         []byte
+	addr         uint64
+	stub         []byte
+	first, check int
+	fault        uint64
+}
+
+// link returns the eviction at offset at, or nil.
+func (c odCase) link(at int) *odEvict {
+	for i := range c.evs {
+		if c.evs[i].off == at {
+			return &c.evs[i]
+		}
+	}
+	return nil
 }
 
 func (c odCase) end() int {
-	if c.evJump != nil {
-		return max(c.off+len(c.patch), c.evOff+len(c.evJump))
+	end := c.off + len(c.patch)
+	for _, e := range c.evs {
+		end = max(end, e.off+len(e.jump))
 	}
-	return c.off + len(c.patch)
+	return end
 }
 
 // image is the window as a patched thread sees it.
 func (c odCase) image() []byte {
 	img := bytes.Clone(c.text[:odWindow])
 	copy(img[c.off:], c.patch)
-	if c.evJump != nil {
-		copy(img[c.evOff:], c.evJump)
+	for _, e := range c.evs {
+		copy(img[e.off:], e.jump)
 	}
 	return img
 }
@@ -211,25 +230,29 @@ func objdumpCheck(bin, dir string, cases []odCase) (errs []error, boundaries int
 			}
 		}
 		queries = append(queries, query{i, c.off, "jmp"})
-		evicted := c.evJump == nil
+		evicted := 0
 		for at := c.off + 1; at < c.end() && at < c.size; at++ {
+			e := c.link(at)
 			switch {
 			case starts[i][at].len == 0:
-			case c.evJump != nil && at == c.evOff:
-				evicted = true
+			case e != nil:
+				evicted++
 				queries = append(queries, query{i, at, "evict"}, query{i, at, "stub"})
+				if e.check > 0 {
+					queries = append(queries, query{i, at, "test"}, query{i, at, "je"})
+				}
 				text := starts[i][at].text
-				if n := c.evFirst; n < len(c.evStub) {
+				if n := e.check + e.first; n < len(e.stub) {
 					queries = append(queries, query{i, at, "back"})
-				} else if n != len(c.evStub) || !strings.HasPrefix(text, "ret") && !strings.HasPrefix(text, "jmp") {
-					fail(i, "stub % x holds only the %d-byte %q and no jump back", c.evStub, n, text)
+				} else if n != len(e.stub) || !strings.HasPrefix(text, "ret") && !strings.HasPrefix(text, "jmp") {
+					fail(i, "stub % x holds only the %d-byte %q and no jump back", e.stub, n, text)
 				}
 			default:
 				queries = append(queries, query{i, at, ""})
 			}
 		}
-		if !evicted {
-			fail(i, "eviction at +%d is not an instruction boundary for objdump", c.evOff)
+		if evicted != len(c.evs) {
+			fail(i, "evictions %v: %d are not instruction boundaries for objdump", c.evs, len(c.evs)-evicted)
 		}
 	}
 	var orig, patched []byte
@@ -237,11 +260,16 @@ func objdumpCheck(bin, dir string, cases []odCase) (errs []error, boundaries int
 		c := cases[q.i]
 		img := c.image()
 		o, p := c.text[q.at:q.at+odMaxInst], img[q.at:q.at+odMaxInst]
+		e := c.link(q.at)
 		switch q.kind {
 		case "stub":
-			p = c.evStub
+			p = e.stub[e.check:]
 		case "back":
-			p = c.evStub[c.evFirst:]
+			p = e.stub[e.check+e.first:]
+		case "test":
+			p = e.stub[:e.check]
+		case "je":
+			p = e.stub[3:e.check]
 		}
 		orig = append(append(orig, o...), odFiller(odQuerySlot-len(o))...)
 		patched = append(append(patched, p...), odFiller(odQuerySlot-len(p))...)
@@ -271,6 +299,7 @@ func objdumpCheck(bin, dir string, cases []odCase) (errs []error, boundaries int
 			return nil, 0, fmt.Errorf("pass 2 lost instruction sync at query %d (%s +%d)", n, c.name, q.at)
 		}
 		vma := odBase + uint64(n*odQuerySlot)
+		e := c.link(q.at)
 		switch q.kind {
 		case "jmp":
 			if err := checkObjdumpJump(c, p, vma); err != nil {
@@ -279,15 +308,33 @@ func objdumpCheck(bin, dir string, cases []odCase) (errs []error, boundaries int
 			continue
 		case "evict":
 			// The second jump, as a one-jump patch at the evicted boundary.
-			ec := odCase{name: c.name, entry: c.entry, off: c.evOff, patch: c.evJump, site: c.evAddr}
+			ec := odCase{name: c.name, entry: c.entry, off: e.off, patch: e.jump, site: e.addr}
 			if err := checkObjdumpJump(ec, p, vma); err != nil {
 				fail(q.i, "eviction: %v", err)
 			}
 			continue
+		case "test":
+			// The nil check tests the register the original dereferences.
+			m := odMemBase.FindStringSubmatch(o.text)
+			if m == nil || p.text != "test "+m[1]+","+m[1] || p.len != 3 {
+				fail(q.i, "stub of boundary +%d: nil check %q (%d bytes) for the original %q", q.at, p.text, p.len, o.text)
+			}
+			continue
+		case "je":
+			// ... and jumps to the nil-fault stub when it is zero.
+			m := odBranch.FindStringSubmatch(p.text)
+			var to uint64
+			if m != nil {
+				to, _ = strconv.ParseUint(m[2], 16, 64)
+			}
+			if m == nil || m[1] != "je" || p.len != e.check-3 || to-vma+e.addr+3 != e.fault {
+				fail(q.i, "stub of boundary +%d: %q after the nil check, not je to the nil-fault stub %#x", q.at, p.text, e.fault)
+			}
+			continue
 		case "back":
 			// Seen from the stub: a jmp to the original's next boundary.
-			n := uint64(c.evFirst)
-			bc := odCase{name: c.name, entry: c.evAddr, off: int(n), patch: c.evStub[n:], site: c.entry + uint64(c.evOff) + uint64(o.len)}
+			n := uint64(e.check + e.first)
+			bc := odCase{name: c.name, entry: e.addr, off: int(n), patch: e.stub[n:], site: c.entry + uint64(e.off) + uint64(o.len)}
 			if err := checkObjdumpJump(bc, p, vma); err != nil {
 				fail(q.i, "stub's jump back: %v", err)
 			}
@@ -303,7 +350,7 @@ func objdumpCheck(bin, dir string, cases []odCase) (errs []error, boundaries int
 					ot, _ = strconv.ParseUint(om[2], 16, 64)
 					pt, _ = strconv.ParseUint(pm[2], 16, 64)
 				}
-				if om == nil || pm == nil || om[1] != pm[1] || ot-vma+c.entry+uint64(c.evOff) != pt-vma+c.evAddr || p.len != c.evFirst {
+				if om == nil || pm == nil || om[1] != pm[1] || ot-vma+c.entry+uint64(e.off) != pt-vma+e.addr || p.len != e.first {
 					fail(q.i, "stub of boundary +%d: %q (%d bytes), original %q", q.at, p.text, p.len, o.text)
 				}
 				continue
@@ -323,6 +370,10 @@ func objdumpCheck(bin, dir string, cases []odCase) (errs []error, boundaries int
 	}
 	return errs, boundaries, nil
 }
+
+// odMemBase matches the one memory operand of an instruction with a base
+// register and no index: "QWORD PTR [rcx]", "BYTE PTR [rax+0x1c9]".
+var odMemBase = regexp.MustCompile(`PTR \[([a-z0-9]+)(?:\+0x[0-9a-f]+)?\]`)
 
 // odBranch matches a direct jmp or jcc: mnemonic, target.
 var odBranch = regexp.MustCompile(`^(j[a-z]+) 0x([0-9a-f]+)$`)
@@ -433,24 +484,30 @@ func TestScanCompileObjdump(t *testing.T) {
 		}
 		c := odCase{name: r.fn.Name, entry: uint64(r.fn.Entry), size: r.fn.Size, off: p.Offset,
 			patch: p.Bytes, site: uint64(p.Site), text: text(uint64(r.fn.Entry), odWindow)}
-		if ev := p.Evict; ev != nil {
-			c.evOff, c.evJump, c.evAddr, c.evStub = ev.Offset, ev.Jump, uint64(ev.Addr), ev.Code
+		for ev := p.Evict; ev != nil; ev = ev.Next {
+			e := odEvict{off: ev.Offset, jump: ev.Jump, addr: uint64(ev.Addr), stub: ev.Code}
+			if ev.NilCheck != 0 {
+				e.check, e.fault = 9, uint64(ev.Fault)
+			}
 			// Its first instruction's length, from the planner's side:
 			// objdump then checks the bytes either side of it.
-			c.evFirst = stubFirstLen(ev.Code)
+			e.first = stubFirstLen(ev.Code[e.check:])
+			c.evs = append(c.evs, e)
 			evictions++
 		}
 		if c.text == nil {
 			t.Fatalf("%s %#x: no %d bytes of text at the entry", c.name, c.entry, odWindow)
 		}
 		cases = append(cases, c)
-		if c.evJump != nil {
-			// Control: the stub's copy of the instruction corrupted.
+		if len(c.evs) > 0 {
+			// Control: the last stub's copy of the instruction corrupted.
 			if stubCtl < 5 {
 				stubCtl++
 				bad := c
-				bad.evStub = bytes.Clone(c.evStub)
-				bad.evStub[len(bad.evStub)-len(c.evStub)] ^= 0x08
+				bad.evs = slices.Clone(c.evs)
+				e := &bad.evs[len(bad.evs)-1]
+				e.stub = bytes.Clone(e.stub)
+				e.stub[e.check] ^= 0x08
 				ctl = append(ctl, control{len(cases), "stub"})
 				cases = append(cases, bad)
 			}

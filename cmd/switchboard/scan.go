@@ -310,11 +310,30 @@ type evictRow struct {
 	JumpHex string `json:"jump_hex"`
 	Stub    string `json:"stub"`
 	StubHex string `json:"stub_hex"`
+	// NilCheck names the register the stub tests before an evicted
+	// memory access (jz to the nil-fault stub); absent when none.
+	NilCheck string `json:"nil_check,omitempty"`
+	// Next is the next evicted instruction of a chain, whose jump starts
+	// inside this one's; absent at the chain's end.
+	Next *evictRow `json:"next,omitempty"`
 }
 
 type refusalRow struct {
 	Refused string `json:"refused"`
 	Detail  string `json:"detail"`
+}
+
+// evictRows is an eviction chain as nested rows; nil for none.
+func evictRows(ev *dispatch.Eviction) *evictRow {
+	if ev == nil {
+		return nil
+	}
+	row := &evictRow{Offset: ev.Offset, JumpHex: hex.EncodeToString(ev.Jump),
+		Stub: fmt.Sprintf("%#x", ev.Addr), StubHex: hex.EncodeToString(ev.Code), Next: evictRows(ev.Next)}
+	if ev.NilCheck != 0 {
+		row.NilCheck = strings.ToLower(ev.NilCheck.String())
+	}
+	return row
 }
 
 func (r scanResult) row() scanRow {
@@ -326,10 +345,7 @@ func (r scanResult) row() scanRow {
 			Tactic: p.Tactic.String(), Offset: p.Offset, PatchHex: hex.EncodeToString(written),
 			Pins: p.Pins.String(), Site: fmt.Sprintf("%#x", p.Site), SiteHex: hex.EncodeToString(p.SiteCode),
 		}
-		if ev := p.Evict; ev != nil {
-			row.patchRow.Evict = &evictRow{Offset: ev.Offset, JumpHex: hex.EncodeToString(ev.Jump),
-				Stub: fmt.Sprintf("%#x", ev.Addr), StubHex: hex.EncodeToString(ev.Code)}
-		}
+		row.patchRow.Evict = evictRows(p.Evict)
 	} else {
 		row.refusalRow = &refusalRow{Refused: string(r.refusal.Reason), Detail: oneLine(r.refusal.Detail)}
 	}

@@ -75,10 +75,11 @@ func TestScanCompile(t *testing.T) {
 	tactics, reasons, patched := rep.totals()
 	t.Logf("tactics %v, refusals %v, %d relay pages", tactics, reasons, rep.relayPages())
 
-	// 99.71% on Go 1.26.8's compile, 99.70% on Go 1.27.3's (98.80% and
-	// 98.51% before eviction).
-	if cov := rep.coverage(); cov < 0.996 {
-		t.Errorf("coverage %.2f%% (%d of %d), want at least 99.6%%", 100*cov, patched, len(rep.results))
+	// 99.94% on Go 1.26.8's compile (issue 8's target is 99.9%; 99.71%
+	// before nil-checked loads, chains, link prefixes and the decoding
+	// fixes, 98.80% before eviction).
+	if cov := rep.coverage(); cov < 0.999 {
+		t.Errorf("coverage %.2f%% (%d of %d), want at least 99.9%%", 100*cov, patched, len(rep.results))
 	} else {
 		t.Logf("coverage %.2f%% (%d of %d)", 100*cov, patched, len(rep.results))
 	}
@@ -197,12 +198,13 @@ func checkTactic(f dispatch.Func, p *dispatch.Patch) error {
 		if p.Offset != 0 || len(p.Bytes) == 5 {
 			return fmt.Errorf("%v: %d bytes at +%d, want prefixes at +0", p.Tactic, len(p.Bytes), p.Offset)
 		}
-	case dispatch.PastNop, dispatch.PastPushRBP:
-		want := byte(0x90)
-		if p.Tactic == dispatch.PastPushRBP {
-			want = 0x55
+	case dispatch.PastNop:
+		// A run of 1-3 one-byte nops, each an instruction of its own.
+		if p.Offset < 1 || p.Offset > 3 || p.Offset >= f.Size || !bytes.Equal(f.Bytes[:p.Offset], bytes.Repeat([]byte{0x90}, p.Offset)) {
+			return fmt.Errorf("%v at +%d skips % x", p.Tactic, p.Offset, f.Bytes[:min(p.Offset, len(f.Bytes))])
 		}
-		if p.Offset != 1 || f.Bytes[0] != want {
+	case dispatch.PastPushRBP:
+		if p.Offset != 1 || f.Bytes[0] != 0x55 {
 			return fmt.Errorf("%v at +%d skips %#02x", p.Tactic, p.Offset, f.Bytes[0])
 		}
 		// The site must undo the push before the dispatcher runs.
@@ -223,34 +225,36 @@ func checkBoundaries(f dispatch.Func, p *dispatch.Patch) error {
 	img := slices.Clone(f.Bytes)
 	copy(img[p.Offset:], p.Bytes)
 	end := p.Offset + len(p.Bytes)
-	evicted := -1
-	if ev := p.Evict; ev != nil {
-		if p.Tactic != dispatch.EvictJump {
-			return fmt.Errorf("%v patch carries an eviction", p.Tactic)
-		}
-		// The second jump shares bytes with the first: they must agree,
-		// and both must stay in the first's aligned quadword.
+	// An eviction chain: each jump starts inside the one before (the
+	// patch first), agrees with every byte written before it, and all
+	// stay in the patch's aligned quadword or octoword.
+	evicted := map[int]bool{}
+	if p.Evict != nil && p.Tactic != dispatch.EvictJump {
+		return fmt.Errorf("%v patch carries an eviction", p.Tactic)
+	}
+	if p.Evict == nil && p.Tactic == dispatch.EvictJump {
+		return fmt.Errorf("evict-jump patch without an eviction")
+	}
+	prev := end - 5
+	for ev := p.Evict; ev != nil; ev = ev.Next {
 		for i, b := range ev.Jump {
 			if at := ev.Offset + i; at < end && img[at] != b {
-				return fmt.Errorf("eviction jump % x at +%d disagrees with the patch % x", ev.Jump, ev.Offset, p.Bytes)
+				return fmt.Errorf("eviction jump % x at +%d disagrees with the bytes written before it", ev.Jump, ev.Offset)
 			}
 		}
-		// One aligned quadword, or one aligned octoword (CMPXCHG16B) of
-		// the function's own bytes.
 		lo, hi := f.Entry+uintptr(p.Offset), f.Entry+uintptr(ev.Offset+len(ev.Jump)-1)
 		inQuad := lo&^7 == hi&^7
 		inOcta := lo&^15 == hi&^15 && lo&^15 >= f.Entry && lo&^15+16 <= f.Entry+uintptr(len(f.Bytes))
-		if ev.Offset <= p.Offset || ev.Offset >= end || !inQuad && !inOcta || ev.Offset+len(ev.Jump) > len(f.Bytes) {
-			return fmt.Errorf("eviction jump [+%d,+%d) is not inside the patch's aligned quadword or octoword", ev.Offset, ev.Offset+len(ev.Jump))
+		if ev.Offset <= prev || ev.Offset >= prev+5 || !inQuad && !inOcta || ev.Offset+len(ev.Jump) > len(f.Bytes) {
+			return fmt.Errorf("eviction jump [+%d,+%d) is not inside the jump at +%d and the patch's aligned quadword or octoword", ev.Offset, ev.Offset+len(ev.Jump), prev)
 		}
 		copy(img[ev.Offset:], ev.Jump)
 		end = max(end, ev.Offset+len(ev.Jump))
-		evicted = ev.Offset
-		if err := checkEvictStub(f, p); err != nil {
+		evicted[ev.Offset] = true
+		if err := checkEvictStub(f, p, ev); err != nil {
 			return err
 		}
-	} else if p.Tactic == dispatch.EvictJump {
-		return fmt.Errorf("evict-jump patch without an eviction")
+		prev = ev.Offset + len(ev.Jump) - 5
 	}
 	onBoundary := false
 	for off := 0; off < len(code) && off < end; {
@@ -261,8 +265,8 @@ func checkBoundaries(f dispatch.Func, p *dispatch.Patch) error {
 		if off == p.Offset {
 			onBoundary = true
 		}
-		if off == evicted {
-			evicted = -2
+		if evicted[off] {
+			delete(evicted, off)
 		} else if off > p.Offset {
 			got, err := x86asm.Decode(img[off:], 64)
 			if err != nil || got.Len != orig.Len || !bytes.Equal(img[off:off+got.Len], code[off:off+orig.Len]) || got.String() != orig.String() {
@@ -275,8 +279,8 @@ func checkBoundaries(f dispatch.Func, p *dispatch.Patch) error {
 	if !onBoundary {
 		return fmt.Errorf("patch point +%d is not an instruction boundary", p.Offset)
 	}
-	if evicted >= 0 {
-		return fmt.Errorf("eviction at +%d is not an instruction boundary", evicted)
+	if len(evicted) > 0 {
+		return fmt.Errorf("evictions %v are not instruction boundaries", evicted)
 	}
 	return nil
 }
@@ -285,43 +289,113 @@ func checkBoundaries(f dispatch.Func, p *dispatch.Patch) error {
 // second jump leads to the stub, whose first instruction is the original
 // one, byte for byte, and whose second (unless the first returns) is a jmp
 // to the original's next boundary.
-func checkEvictStub(f dispatch.Func, p *dispatch.Patch) error {
-	ev := p.Evict
+func checkEvictStub(f dispatch.Func, p *dispatch.Patch, ev *dispatch.Eviction) error {
 	abs := func(in x86asm.Inst, pc uintptr) uintptr {
 		r, _ := in.Args[0].(x86asm.Rel)
 		return pc + uintptr(in.Len) + uintptr(int64(r))
 	}
+	// jmp rel32 after 0-2 ds prefixes, which the CPU ignores.
 	j, err := x86asm.Decode(ev.Jump, 64)
-	if err != nil || j.Op != x86asm.JMP || j.Len != 5 || abs(j, f.Entry+uintptr(ev.Offset)) != ev.Addr {
+	np := len(ev.Jump) - 5
+	if err != nil || j.Op != x86asm.JMP || j.Len != len(ev.Jump) || np < 0 || np > 2 || !bytes.Equal(ev.Jump[:np+1], append(bytes.Repeat([]byte{0x3e}, np), 0xe9)) || abs(j, f.Entry+uintptr(ev.Offset)) != ev.Addr {
 		return fmt.Errorf("eviction jump % x is not jmp %#x", ev.Jump, ev.Addr)
 	}
 	orig, err := x86asm.Decode(f.Bytes[ev.Offset:f.Size], 64)
 	if err != nil {
 		return fmt.Errorf("evicted instruction at +%d: %v", ev.Offset, err)
 	}
+	skip, err := checkStubNilCheck(f, p, ev, orig)
+	if err != nil {
+		return err
+	}
+	code, addr := ev.Code[skip:], ev.Addr+uintptr(skip)
 	n := orig.Len
 	if _, rel := orig.Args[0].(x86asm.Rel); rel {
 		// A direct jmp or jcc: the same condition, the same target.
-		got, err := x86asm.Decode(ev.Code, 64)
-		if err != nil || got.Op != orig.Op || abs(got, ev.Addr) != abs(orig, f.Entry+uintptr(ev.Offset)) {
+		got, err := x86asm.Decode(code, 64)
+		if err != nil || got.Op != orig.Op || abs(got, addr) != abs(orig, f.Entry+uintptr(ev.Offset)) {
 			return fmt.Errorf("stub % x: %v, not the evicted %v to %#x", ev.Code, got, orig, abs(orig, f.Entry+uintptr(ev.Offset)))
 		}
 		n = got.Len
-	} else if len(ev.Code) < n || !bytes.Equal(ev.Code[:n], f.Bytes[ev.Offset:ev.Offset+n]) {
+	} else if len(code) < n || !bytes.Equal(code[:n], f.Bytes[ev.Offset:ev.Offset+n]) {
 		return fmt.Errorf("stub % x does not start with the evicted % x", ev.Code, f.Bytes[ev.Offset:ev.Offset+n])
 	}
 	if orig.Op == x86asm.RET || orig.Op == x86asm.JMP {
-		if len(ev.Code) != n {
+		if len(code) != n {
 			return fmt.Errorf("stub % x has bytes after its %v", ev.Code, orig.Op)
 		}
 		return nil
 	}
-	back, err := x86asm.Decode(ev.Code[n:], 64)
-	if err != nil || back.Op != x86asm.JMP || n+back.Len != len(ev.Code) ||
-		abs(back, ev.Addr+uintptr(n)) != f.Entry+uintptr(ev.Offset+orig.Len) {
+	back, err := x86asm.Decode(code[n:], 64)
+	if err != nil || back.Op != x86asm.JMP || n+back.Len != len(code) ||
+		abs(back, addr+uintptr(n)) != f.Entry+uintptr(ev.Offset+orig.Len) {
 		return fmt.Errorf("stub % x does not end with a jmp to +%d", ev.Code, ev.Offset+orig.Len)
 	}
 	return nil
+}
+
+// checkStubNilCheck re-derives, from the code alone, what makes an evicted
+// memory access safe to run from a stub, and returns the length of the
+// stub's nil check. An evicted instruction that reads or writes memory
+// must be [reg+disp] with reg a 64-bit general register other than RSP
+// and RBP, no index or segment, 0 <= disp < 4096 (with reg nil the
+// original faults in the zero page and Go panics); reg must hold the
+// caller's value or a whole 64-bit load from memory (never nil plus an
+// offset); the first instruction must leave the flags alone (the check's
+// test clobbers them); and the stub must start with test reg,reg; je to
+// the nil-fault stub. Anything else accessing memory is rejected.
+func checkStubNilCheck(f dispatch.Func, p *dispatch.Patch, ev *dispatch.Eviction, orig x86asm.Inst) (int, error) {
+	var mem []x86asm.Mem
+	for _, a := range orig.Args {
+		if m, ok := a.(x86asm.Mem); ok {
+			mem = append(mem, m)
+		}
+	}
+	if len(mem) == 0 || orig.Op == x86asm.LEA || orig.Op == x86asm.NOP {
+		if ev.NilCheck != 0 || strings.HasPrefix(orig.Op.String(), "MOVS") || strings.HasPrefix(orig.Op.String(), "STOS") {
+			return 0, fmt.Errorf("stub of %v: nil check %v, or implicit memory operands", orig, ev.NilCheck)
+		}
+		return 0, nil
+	}
+	m := mem[0]
+	r := m.Base
+	if len(mem) != 1 || m.Segment != 0 || m.Index != 0 || r < x86asm.RAX || r > x86asm.R15 || r == x86asm.RSP || r == x86asm.RBP || m.Disp < 0 || m.Disp >= 4096 {
+		return 0, fmt.Errorf("evicted %v accesses memory a nil check of one register does not cover", orig)
+	}
+	// Every instruction from the entry up to the evicted one.
+	for off := 0; off < ev.Offset; {
+		first, err := x86asm.Decode(f.Bytes[off:f.Size], 64)
+		if err != nil {
+			return 0, err
+		}
+		off += first.Len
+		if first.Op != x86asm.MOV && first.Op != x86asm.MOVZX && first.Op != x86asm.MOVSX && first.Op != x86asm.MOVSXD && first.Op != x86asm.LEA && first.Op != x86asm.NOP {
+			return 0, fmt.Errorf("evicted %v after %v, which may set flags or move SP", orig, first)
+		}
+		if reg, ok := first.Args[0].(x86asm.Reg); ok && (reg == x86asm.RSP || reg == x86asm.ESP) {
+			return 0, fmt.Errorf("evicted %v after %v, which moves SP", orig, first)
+		}
+		for i, a := range first.Args {
+			reg, ok := a.(x86asm.Reg)
+			if !ok || dispatch.Family(reg) != r {
+				continue
+			}
+			if _, load := first.Args[1].(x86asm.Mem); i != 0 || reg != r || first.Op != x86asm.MOV || !load {
+				return 0, fmt.Errorf("evicted %v dereferences %v, which %v computes", orig, r, first)
+			}
+		}
+	}
+	test, err := x86asm.Decode(ev.Code, 64)
+	if err != nil || test.Op != x86asm.TEST || test.Args[0] != r || test.Args[1] != r || ev.NilCheck != r {
+		return 0, fmt.Errorf("stub % x of %v does not start with test %v,%v", ev.Code, orig, r, r)
+	}
+	je, err := x86asm.Decode(ev.Code[test.Len:], 64)
+	rel, ok := je.Args[0].(x86asm.Rel)
+	if err != nil || je.Op != x86asm.JE || !ok || ev.Fault == 0 ||
+		ev.Addr+uintptr(test.Len+je.Len)+uintptr(int64(rel)) != ev.Fault {
+		return 0, fmt.Errorf("stub % x of %v: no je to the nil-fault stub after its test", ev.Code, orig)
+	}
+	return test.Len + je.Len, nil
 }
 
 // checkSites requires the relay sites to be disjoint, above the lowest
@@ -525,5 +599,45 @@ func TestScanCheckRejects(t *testing.T) {
 		} else {
 			t.Logf("%s: %v", tt.name, err)
 		}
+	}
+}
+
+// TestScanCheckRejectsEviction makes sure the scan's own eviction checks
+// can fail: on internal/reflectlite.(*rtype).Size (mov rcx,[rax];
+// mov rax,[rcx]; ret), planned with a nil-checked eviction, the check
+// accepts the planner's patch and rejects a stub that tests another
+// register, and the same stub after a first instruction that sets flags
+// (the check's test would clobber them).
+func TestScanCheckRejectsEviction(t *testing.T) {
+	code := []byte{0x48, 0x8b, 0x08, 0x48, 0x8b, 0x01, 0xc3}
+	b := append(slices.Clone(code), bytes.Repeat([]byte{0xcc}, 25)...)
+	f := dispatch.Func{Name: "internal/reflectlite.(*rtype).Size", Entry: 0x4a5040, Size: len(code), Bytes: b}
+	pl := dispatch.NewPlanner(&dispatch.Simulated{Taken: []dispatch.Range{{Start: 0x400000, End: 0x3000000}}}, 0x401000, 0x401040)
+	pl.NilFault = 0x401080
+	p, err := pl.Plan(f, dispatch.SiteMode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Tactic != dispatch.EvictJump || p.Evict == nil || p.Evict.NilCheck != x86asm.RCX {
+		t.Fatalf("planned %v, eviction %+v; want evict-jump with a nil check of RCX", p.Tactic, p.Evict)
+	}
+	if err := checkPatch(f, p); err != nil {
+		t.Fatalf("the planner's patch is safe, check says %v", err)
+	}
+	wrongReg := *p
+	ev := *p.Evict
+	ev.NilCheck = x86asm.RAX
+	wrongReg.Evict = &ev
+	if err := checkPatch(f, &wrongReg); err == nil {
+		t.Error("check accepted a stub whose nil check names RAX for a load through RCX")
+	} else {
+		t.Logf("nil check of the wrong register: %v", err)
+	}
+	flags := f
+	flags.Bytes = append([]byte{0x48, 0x31, 0xc9}, b[3:]...) // xor rcx,rcx first
+	if err := checkPatch(flags, p); err == nil {
+		t.Error("check accepted a nil check after an instruction that sets flags")
+	} else {
+		t.Logf("after xor rcx,rcx: %v", err)
 	}
 }

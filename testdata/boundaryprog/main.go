@@ -30,6 +30,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,6 +39,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/switchboard-go/switchboard/dispatch"
+	"github.com/switchboard-go/switchboard/internal/crowd"
 	"github.com/switchboard-go/switchboard/registry"
 )
 
@@ -137,6 +139,42 @@ type flags struct {
 //go:noinline
 func (f *flags) high() int32 { return int32(f.b) & -128 }
 
+// A load at the second boundary: mov rcx,[rax]; mov rax,[rcx+0x88]; ret.
+// Every entry window is negative (8b, 81, 88 at +4, +5, +6), so the load
+// is evicted and runs from its stub behind a nil check of RCX.
+type deepInner struct {
+	_ [0x88]byte
+	n int
+}
+
+type deep struct{ in *deepInner }
+
+//go:noinline
+func (d *deep) n() int { return d.in.n }
+
+// Crowded victims: with the low address space taken (BOUNDARYPROG_CROWD=1,
+// as in a binary the size of the toolchain's compile), their evictions
+// need a chain: the instruction after the evicted one pins its jump's
+// rel32 to a taken window, so it is evicted too.
+
+// flags8.transient: movzx ecx,[rax+0xc]; test cl,2; setne al; ret.
+type flags8 struct {
+	_ [0xc]byte
+	f uint8
+}
+
+//go:noinline
+func (n *flags8) transient() bool { return n.f&2 != 0 }
+
+// lico.xlogue: mov eax,[rax+8]; shr eax,2; and eax,3; ret.
+type lico struct {
+	_ [8]byte
+	l uint32
+}
+
+//go:noinline
+func (p *lico) xlogue() int { return int(p.l>>2) & 3 }
+
 func b2i(b bool) int {
 	if b {
 		return 1
@@ -155,7 +193,17 @@ func victims() []victim {
 	r := &rec{b: 17, n: 5}
 	var iface adder = &acc{base: 1000}
 	m, p, fl := &mocked{v: 100}, &nilable{n: 7}, &flags{b: 200}
+	dp := &deep{in: &deepInner{n: 300}}
+	f8, lc := &flags8{f: 2}, &lico{l: 12}
 	return []victim{
+		{"(*flags8).transient", func(x int) int { return x + b2i(f8.transient()) },
+			func() error { return registry.Set((*flags8).transient, func(n *flags8) bool { return false }) },
+			func() error { return registry.Reset((*flags8).transient) },
+			func(x int) int { return x + 1 }, func(x int) int { return x }},
+		{"(*lico).xlogue", func(x int) int { return x + lc.xlogue() },
+			func() error { return registry.Set((*lico).xlogue, func(p *lico) int { return 70 }) },
+			func() error { return registry.Reset((*lico).xlogue) },
+			func(x int) int { return x + 3 }, func(x int) int { return x + 70 }},
 		{"leafRet", func(x int) int { return leafRet(x) },
 			func() error { return registry.Set(leafRet, func(x int) int { return x + 1_000 }) },
 			func() error { return registry.Reset(leafRet) },
@@ -212,6 +260,10 @@ func victims() []victim {
 			func() error { return registry.Set(less, func(a, b int) bool { return a > b }) },
 			func() error { return registry.Reset(less) },
 			func(x int) int { return 1 }, func(x int) int { return 0 }},
+		{"(*deep).n", func(x int) int { return x + dp.n() },
+			func() error { return registry.Set((*deep).n, func(d *deep) int { return 2 * d.in.n }) },
+			func() error { return registry.Reset((*deep).n) },
+			func(x int) int { return x + 300 }, func(x int) int { return x + 600 }},
 		{"(*nilable).ok", func(x int) int { return b2i(p.ok()) },
 			func() error { return registry.Set((*nilable).ok, func(q *nilable) bool { return q == nil }) },
 			func() error { return registry.Reset((*nilable).ok) },
@@ -250,10 +302,28 @@ type layout struct {
 	orig, patch []byte // window bytes from the entry: unpatched, patched
 }
 
+// crowdTop is how much low address space BOUNDARYPROG_CROWD=1 takes:
+// relay windows then need a rel32 top byte of 0x70 or more.
+const crowdTop = 0x70000000
+
 func main() {
 	debug.SetGCPercent(-1)
 	runtime.GOMAXPROCS(4)
+	crowded := os.Getenv("BOUNDARYPROG_CROWD") == "1"
+	if crowded {
+		if _, err := crowd.Low(crowdTop); err != nil {
+			say("fatal crowd: %v", err)
+			os.Exit(1)
+		}
+	}
 	vs := victims()
+	if crowded {
+		// Only the tiny leaves: the other shapes may find no window at
+		// all in the crowded space (ErrNoRelay, nothing written).
+		vs = slices.DeleteFunc(vs, func(v victim) bool {
+			return !strings.HasPrefix(v.name, "(*") && v.name != "less"
+		})
+	}
 	lays := make([]layout, len(vs))
 	// Every patch is planned at the first Set and kept: what is read
 	// here is what every later Set writes.
