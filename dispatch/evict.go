@@ -112,7 +112,7 @@ func evictable(in inst) string {
 //   - none of them moves SP: nilFault faults with the stack as at the
 //     entry, 0(SP) the caller's return address.
 func evictNilCheck(before []inst, in inst) (x86asm.Reg, string) {
-	if in.Op == x86asm.LEA || in.Op == x86asm.NOP {
+	if !accesses(in.Op) {
 		return 0, ""
 	}
 	var base x86asm.Reg
@@ -253,6 +253,11 @@ func (p *prologue) fitEvict(mode Mode, entry uintptr, n int, ms []int) (candidat
 		nilReg, why := evictNilCheck(p.insts[:k], in)
 		if why != "" {
 			return c, refuse(f, ReasonPins, fmt.Sprintf("eviction: the instruction at +%d (%v) is %s", in.off, in.Inst, why))
+		}
+		// The check's premises (entry flags, a pointer the caller passed or
+		// loaded) hold only on the straight path from the entry.
+		if at, back := p.backEdge(in.off); nilReg != 0 && back {
+			return c, refuse(f, ReasonPins, fmt.Sprintf("eviction: the branch at +%#x lands at or before the nil-checked instruction at +%d", at, in.off))
 		}
 		c.evs = append(c.evs, evLink{in, nilReg, ms[k-1]})
 	}
@@ -422,4 +427,15 @@ func (p *relayPage) release(off, n int) {
 	for i := off; i < off+n; i++ {
 		p.used[i/64] &^= 1 << (i % 64)
 	}
+}
+
+// accesses reports whether an instruction with a memory operand touches
+// that memory, and so faults where it is unmapped: lea computes the
+// address only, and nop and the prefetches never fault.
+func accesses(op x86asm.Op) bool {
+	switch op {
+	case x86asm.LEA, x86asm.NOP, x86asm.PREFETCHNTA, x86asm.PREFETCHT0, x86asm.PREFETCHT1, x86asm.PREFETCHT2, x86asm.PREFETCHW:
+		return false
+	}
+	return true
 }

@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"bytes"
 	"errors"
 	"slices"
 	"strings"
@@ -185,5 +186,58 @@ func TestFitEvict(t *testing.T) {
 				t.Fatalf("Verify: %v", err)
 			}
 		})
+	}
+}
+
+// TestEvictNilCheckOnlyWhatFaults: an evicted instruction is nil-checked
+// only when it touches memory (a prefetch never faults, so its stub must
+// not panic on nil), and never after an instruction that sets the flags
+// the check's test would clobber.
+func TestEvictNilCheckOnlyWhatFaults(t *testing.T) {
+	cases := []struct {
+		name    string
+		code    []byte
+		refused bool
+	}{
+		{"mov rcx,rbx; prefetcht0 [rax]", []byte{0x48, 0x89, 0xd9, 0x0f, 0x18, 0x08, 0xc3}, false},
+		{"mov rcx,rbx; prefetchnta [rax+0x40]", []byte{0x48, 0x89, 0xd9, 0x0f, 0x18, 0x40, 0x40, 0xc3}, false},
+		{"mov rcx,rbx; prefetchw [rax]", []byte{0x48, 0x89, 0xd9, 0x0f, 0x0d, 0x08, 0xc3}, false},
+		{"ABI0: mov rax,[rsp+8]; prefetcht0 [rax]", []byte{0x48, 0x8b, 0x44, 0x24, 0x08, 0x0f, 0x18, 0x08, 0xc3}, false},
+		{"cmp rax,rbx; mov rcx,[rax]; je", []byte{0x48, 0x39, 0xd8, 0x48, 0x8b, 0x08, 0x74, 0x01, 0xc3, 0xc3}, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			fn := Func{Name: "f", Entry: 0x401000, Size: len(tc.code), Bytes: append(slices.Clone(tc.code), bytes.Repeat([]byte{0xCC}, 32-len(tc.code))...)}
+			pro, err := decodeAll(fn, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			reg, why := evictNilCheck(pro.insts[:1], pro.insts[1])
+			if tc.refused {
+				if why == "" {
+					t.Fatalf("nil-checks %v after a flag-setting instruction, want a refusal", reg)
+				}
+				return
+			}
+			if why != "" || reg != 0 {
+				t.Fatalf("%v: nil check %v (%q), want none: a prefetch never faults", pro.insts[1].Inst, reg, why)
+			}
+		})
+	}
+}
+
+// TestEvictNilCheckNotABranchTarget: a nil check's premises (the entry's
+// flags, a pointer the caller passed) hold on the straight path from the
+// entry only, so an instruction a branch lands on is not evicted behind
+// one. mov rcx,rbx; mov rdx,[rax] (+3); je +5; cmp rdx,rcx; jne +3; ret.
+func TestEvictNilCheckNotABranchTarget(t *testing.T) {
+	code := []byte{0x48, 0x89, 0xd9, 0x48, 0x8b, 0x10, 0x74, 0x05, 0x48, 0x39, 0xca, 0x75, 0xf6, 0xc3}
+	fn := Func{Name: "f", Entry: 0x401000, Size: len(code), Bytes: append(slices.Clone(code), bytes.Repeat([]byte{0xCC}, 18)...)}
+	pro, err := decodeAll(fn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := pro.fitEvict(SiteMode, fn.Entry, 0, []int{0}); err == nil {
+		t.Fatalf("evicts %v behind a nil check of %v although the jne at +11 lands on it", c.evs[0].in.Inst, c.evs[0].nilReg)
 	}
 }

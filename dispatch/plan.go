@@ -406,7 +406,7 @@ func verifyEviction(f Func, p *Patch, ev *Eviction, prev, written int, img []byt
 // operand.
 func verifyNilCheck(ev *Eviction, orig x86asm.Inst) (int, error) {
 	var base x86asm.Reg
-	if orig.Op != x86asm.LEA && orig.Op != x86asm.NOP {
+	if accesses(orig.Op) {
 		for _, a := range orig.Args {
 			if m, ok := a.(x86asm.Mem); ok {
 				base = m.Base

@@ -127,7 +127,7 @@ func copyable(f Func, in inst, cut int) error {
 // next to a pointer base, a copied write to the register first.
 func nilChecks(f Func, insts []inst, i int) ([]x86asm.Reg, error) {
 	in := insts[i]
-	if in.Op == x86asm.LEA || in.Op == x86asm.NOP {
+	if !accesses(in.Op) {
 		return nil, nil
 	}
 	var regs []x86asm.Reg

@@ -351,7 +351,8 @@ func checkStubNilCheck(f dispatch.Func, p *dispatch.Patch, ev *dispatch.Eviction
 			mem = append(mem, m)
 		}
 	}
-	if len(mem) == 0 || orig.Op == x86asm.LEA || orig.Op == x86asm.NOP {
+	// lea computes an address, nop and the prefetches never fault.
+	if len(mem) == 0 || orig.Op == x86asm.LEA || orig.Op == x86asm.NOP || strings.HasPrefix(orig.Op.String(), "PREFETCH") {
 		if ev.NilCheck != 0 || strings.HasPrefix(orig.Op.String(), "MOVS") || strings.HasPrefix(orig.Op.String(), "STOS") {
 			return 0, fmt.Errorf("stub of %v: nil check %v, or implicit memory operands", orig, ev.NilCheck)
 		}
