@@ -74,8 +74,14 @@ type Image struct {
 
 	inlineOnce sync.Once
 	inl        *inlineIndex // nil without DWARF
-	anyInline  bool         // some function of .gopclntab has inlined code
 	inlineErr  error
+
+	// anyInline: some function of .gopclntab has inlined code. Read only
+	// for a function DWARF does not describe: the scan touches every
+	// function's header, megabytes of the table's pages.
+	anyOnce   sync.Once
+	anyInline bool
+	anyErr    error
 }
 
 // Open reads the functions of the ELF binary at path, at its link-time
@@ -633,7 +639,6 @@ func (im *Image) Inlined(name string) (inlined bool, into []string, err error) {
 		default:
 			im.InlineSource, im.inl = "DWARF", x
 		}
-		im.anyInline, im.inlineErr = im.pcln.inlining()
 	})
 	if im.inlineErr != nil {
 		return false, nil, fmt.Errorf("unwind: %w", im.inlineErr)
@@ -642,6 +647,10 @@ func (im *Image) Inlined(name string) (inlined bool, into []string, err error) {
 		if known, inlined, into := im.inl.inlined(name); known {
 			return inlined, into, nil
 		}
+	}
+	im.anyOnce.Do(func() { im.anyInline, im.anyErr = im.pcln.inlining() })
+	if im.anyErr != nil {
+		return false, nil, fmt.Errorf("unwind: %w", im.anyErr)
 	}
 	if im.anyInline {
 		return false, nil, ErrNoInlineProof

@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"unsafe"
 )
 
 // ErrSelfCheck: this package does not read the running binary's function
@@ -17,8 +16,10 @@ import (
 var ErrSelfCheck = fmt.Errorf("%w: self-check failed", errPCLN)
 
 // selfCheckSamples is about how many functions the self-check compares
-// with the runtime, spread evenly over the table.
-const selfCheckSamples = 64
+// with the runtime, spread evenly over the table. A misread layout fails
+// every one of them; each sample faults in pages of the table around it
+// (the kernel maps up to 16 at a time), which the first Set's RSS counts.
+const selfCheckSamples = 8
 
 var selfCheck = sync.OnceValue(func() error {
 	im, err := Self()
@@ -44,8 +45,10 @@ func selfAnchors() []uintptr {
 // to 1.27 (runtime/symtab.go, _func): a toolchain that changes it must
 // make every patch fail, never patch the wrong bytes. It compares a sample
 // of functions, plus a few known anchors, with runtime.FuncForPC (entry,
-// name, and the last byte of the code) and with the live text (the bytes
-// past the code are int3 padding, the stack delta at the entry is zero),
+// name, and the last byte of the code) and with the binary's text (the
+// bytes past the code are int3 padding, the stack delta at the entry is
+// zero; read from the file, which holds the same bytes before any patch,
+// so that no page of the mapped text is faulted in for it),
 // and finds runtime.morestack, which the planner needs. It costs well
 // under a millisecond after Self.
 func SelfCheck() error { return selfCheck() }
@@ -109,7 +112,7 @@ func (im *Image) check(anchors []uintptr) error {
 }
 
 // checkFunc compares the i'th function of the table with the runtime and
-// the live text.
+// the binary's text.
 func (im *Image) checkFunc(i int) error {
 	t := im.pcln
 	pc := uintptr(t.entry(i)) + im.Bias
@@ -129,8 +132,11 @@ func (im *Image) checkFunc(i int) error {
 	if last := runtime.FuncForPC(pc + uintptr(f.Size) - 1); last == nil || last.Entry() != pc {
 		return fmt.Errorf("%s: its last code byte +%d belongs to %v", name, f.Size-1, last)
 	}
-	live := unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(nil), pc)), f.Room())
-	for j, b := range live[f.Size:] {
+	code, err := im.Bytes(f)
+	if err != nil {
+		return err
+	}
+	for j, b := range code[f.Size:] {
 		if b != 0xCC {
 			return fmt.Errorf("%s: byte +%d after its code is %#x, not int3 padding", name, f.Size+j, b)
 		}
