@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -148,11 +149,16 @@ func (c candidate) jmpEnd(entry uintptr) uintptr {
 // tryExisting places c's site in a page the planner has. An error means
 // the site fitted but the eviction stub did not (the site is given back).
 func (pl *Planner) tryExisting(f Func, c candidate, mode Mode) (*Patch, bool, error) {
-	t, pg, ok := pl.relay.inPages(c.jmpEnd(f.Entry), c.pins, siteSize(c, mode))
-	if !ok {
+	t, pg, size, err := pl.placeSite(c, mode, func(size int) (uintptr, *relayPage, error) {
+		if t, pg, ok := pl.relay.inPages(c.jmpEnd(f.Entry), c.pins, size); ok {
+			return t, pg, nil
+		}
+		return 0, nil, errNoRoom
+	})
+	if err != nil {
 		return nil, false, nil
 	}
-	ev, err := pl.evictFor(f, c, t, pg, mode)
+	ev, err := pl.evictFor(f, c, t, pg, size)
 	if err != nil {
 		return nil, false, err
 	}
@@ -162,11 +168,13 @@ func (pl *Planner) tryExisting(f Func, c candidate, mode Mode) (*Patch, bool, er
 }
 
 func (pl *Planner) tryNew(f Func, c candidate, mode Mode) (*Patch, error) {
-	t, pg, err := pl.relay.fresh(c.jmpEnd(f.Entry), c.pins, siteSize(c, mode))
+	t, pg, size, err := pl.placeSite(c, mode, func(size int) (uintptr, *relayPage, error) {
+		return pl.relay.fresh(c.jmpEnd(f.Entry), c.pins, size)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("%v (%d prefixes at +%d): %w", c.tactic, len(c.prefix), c.offset, err)
 	}
-	ev, err := pl.evictFor(f, c, t, pg, mode)
+	ev, err := pl.evictFor(f, c, t, pg, size)
 	if err != nil {
 		return nil, err
 	}
@@ -175,15 +183,54 @@ func (pl *Planner) tryNew(f Func, c candidate, mode Mode) (*Patch, error) {
 	return p, nil
 }
 
+// errNoRoom: no page the planner has holds room for the site.
+var errNoRoom = errors.New("no room in the relay pages")
+
+// placeSite finds room for c's site with search, in its long form first
+// (call [rip+hdr], which any address can use), and where that finds none,
+// in its short form (call rel32, a byte less), kept only at an address
+// that reaches the dispatcher. A fully pinned rel32 allows one site
+// address, and one byte can decide whether the site fits its page. It
+// returns the site, its page and the bytes taken there.
+func (pl *Planner) placeSite(c candidate, mode Mode, search func(size int) (uintptr, *relayPage, error)) (uintptr, *relayPage, int, error) {
+	size := siteSize(c, mode)
+	t, pg, err := search(size)
+	if err == nil || mode != SiteMode {
+		return t, pg, size, err
+	}
+	short := size - 1
+	t2, pg2, err2 := search(short)
+	if err2 != nil {
+		return 0, nil, 0, err
+	}
+	if !pl.callReaches(c, t2) {
+		pg2.release(int(t2-pg2.addr), short)
+		return 0, nil, 0, err
+	}
+	return t2, pg2, short, nil
+}
+
+// callReaches reports whether a site of c at site reaches the dispatcher
+// with call rel32, as finish then writes it.
+func (pl *Planner) callReaches(c candidate, site uintptr) bool {
+	at := site
+	if c.tactic == PastPushRBP {
+		at++ // pop rbp comes first
+	}
+	d := int64(pl.dispatch) - int64(at+5)
+	return d >= math.MinInt32 && d <= math.MaxInt32
+}
+
 // evictFor places the eviction stub of an EvictJump candidate whose site
-// is at t, giving the site back if it fails; nil for other tactics.
-func (pl *Planner) evictFor(f Func, c candidate, t uintptr, pg *relayPage, mode Mode) (*Eviction, error) {
+// is at t, size bytes, giving the site back if it fails; nil for other
+// tactics.
+func (pl *Planner) evictFor(f Func, c candidate, t uintptr, pg *relayPage, size int) (*Eviction, error) {
 	if len(c.evs) == 0 {
 		return nil, nil
 	}
 	ev, err := pl.placeEvictions(f, c, int32(int64(t)-int64(c.jmpEnd(f.Entry))))
 	if err != nil {
-		pg.release(int(t-pg.addr), siteSize(c, mode))
+		pg.release(int(t-pg.addr), size)
 		return nil, fmt.Errorf("%v (%d prefixes at +%d): %w", c.tactic, len(c.prefix), c.offset, err)
 	}
 	return ev, nil

@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -296,5 +297,48 @@ func checkSite(t *testing.T, p *Patch, f Func) {
 	}
 	if strings.Join(ops, "; ") != strings.Join(want, "; ") {
 		t.Fatalf("site % x = %q, want %q", p.SiteCode, ops, want)
+	}
+}
+
+// TestShortSiteAtPageEnd: hugeFrame's prefixed jump (3E 3E E9) has all
+// four rel32 bytes pinned by its SUBQ, so its site has one address, which
+// at this entry lies 16 bytes before a page's end. The short site (call
+// rel32) fits there and is taken when it reaches the dispatcher; the long
+// one (call [rip+hdr], 17 bytes) never fits. Real bytes of Go 1.27.3's
+// registry test binary, where the planner fell back to past-scratch.
+func TestShortSiteAtPageEnd(t *testing.T) {
+	code, err := hex.DecodeString("4989e44981ec3841000072694d3b66107663554889e54881ecb0410000488d7c2408b9340800004889c231c0f348ab31dbeb0e4889d14831d948894cdc0848ffc34881fb340800007ce948899424a841000031c0e8a7feffff488b8c24a841000081e1ff030000480344cc084881c4b04100005dc34889442408e8a19ad0ff488b442408e977ffffff")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := Func{Name: "hugeFrame", Entry: 0x78aea0, Size: len(code), Bytes: append(code, bytes.Repeat([]byte{0xCC}, 7)...)}
+	const site = 0x39652ff0 // entry + 7 + 0x38ec8149
+	cases := []struct {
+		name       string
+		dispatcher uintptr
+		want       Tactic
+	}{
+		{"dispatcher in reach", fakeDispatcher, PrefixedJump},
+		{"dispatcher out of reach", 0x7ff000000000, PastScratch},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			pl := NewPlanner(&Simulated{Taken: append([]Range(nil), image...)}, tc.dispatcher, tc.dispatcher+0x40)
+			p, err := pl.Plan(f, SiteMode)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Tactic != tc.want {
+				t.Fatalf("tactic %v at %#x, want %v", p.Tactic, p.Site, tc.want)
+			}
+			checkPatch(t, f, p)
+			if tc.want != PrefixedJump {
+				return
+			}
+			checkSite(t, p, f)
+			if p.Site != site || len(p.SiteCode) != 16 || (p.Site+16)%pageSize != 0 {
+				t.Fatalf("site %#x, % x: want the 16-byte short site at %#x, ending its page", p.Site, p.SiteCode, site)
+			}
+		})
 	}
 }
