@@ -28,3 +28,20 @@ func TestCheckRefusals(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckBadInput: Check of no image and CheckC of a file or symbol that
+// does not exist are typed refusals, not a panic or a verdict.
+func TestCheckBadInput(t *testing.T) {
+	var e *Error
+	if err := Check(nil, 0x401000); !errors.Is(err, ErrNil) || !errors.As(err, &e) {
+		t.Errorf("Check(nil) = %v, want an *Error wrapping ErrNil", err)
+	}
+	for _, tc := range []struct{ path, sym string }{
+		{"/nonexistent/switchboard", "one"},
+		{"/bin/true", "no_such_function_in_true"},
+	} {
+		if err := CheckC(tc.path, tc.sym); !errors.Is(err, ErrNotEntry) || !errors.As(err, &e) || e.Op != "CheckC" {
+			t.Errorf("CheckC(%s, %s) = %v, want an *Error wrapping ErrNotEntry", tc.path, tc.sym, err)
+		}
+	}
+}

@@ -19,6 +19,9 @@
 // ABI) of the executable and of loaded shared objects, given C code
 // pointers; LookupSymbol finds them by name, C++ by demangled name.
 //
+// Check and CheckC give Set's and SetC's policy on a function of a binary
+// without patching anything: what `switchboard scan` reports.
+//
 // It owns the records of patched functions and the refusal rules: every
 // error is an *Error wrapping one of the Err* sentinels, names the function
 // and the reason, and leaves the program exactly as it was. Writers are

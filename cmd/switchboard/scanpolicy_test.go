@@ -107,6 +107,7 @@ func TestScanRegistryAgreesWithSet(t *testing.T) {
 		"plain": "", "small": "inlined", "noInline": "", "(*T).Method": "", "T.Value": "",
 		"(*T).Value": "wrapper", "t.Method": "method-value", "closure": "", "Pick[int]": "",
 		"strconv.Itoa": "protected", "runtime.GC": "protected", "time.Sleep": "protected",
+		"asmAdd": "wrapper",
 	}
 	rows := scanRows(t, bin)
 	for _, v := range verdicts {
@@ -132,6 +133,21 @@ func TestScanRegistryAgreesWithSet(t *testing.T) {
 	}
 	if len(want) > 0 {
 		t.Errorf("the fixture did not try %v", want)
+	}
+	// The assembly function has two entries of one name: the ABI wrapper
+	// func values lead to, which Set refused above, and the assembly body,
+	// which no func value leads to: the scan must not accept it either.
+	n := 0
+	for _, row := range rows {
+		if row["name"] == "main.asmAdd" {
+			n++
+			if row["registry"].(string) == "" {
+				t.Errorf("main.asmAdd at %s: registry accepts an assembly function's code", row["entry"])
+			}
+		}
+	}
+	if n < 2 {
+		t.Errorf("the scan lists %d functions named main.asmAdd, want the ABI wrapper and the body", n)
 	}
 }
 

@@ -78,6 +78,9 @@ var sentinels = []struct {
 
 var out []verdict
 
+// tries are the architecture-specific ones (an assembly function).
+var tries []func()
+
 // try runs Set(fn, impl), then Reset(fn) if it took effect, and records
 // the verdict under the entry of fn's code.
 func try[F any](name string, fn, impl F) {
@@ -117,6 +120,9 @@ func main() {
 	try("strconv.Itoa", strconv.Itoa, func(int) string { return "" })
 	try("runtime.GC", runtime.GC, func() {})
 	try("time.Sleep", time.Sleep, func(time.Duration) {})
+	for _, f := range tries {
+		f()
+	}
 
 	// small is called directly, so inlined; plain and the closure are
 	// not, so Set accepts them.
