@@ -4,9 +4,7 @@ package registry_test
 
 import (
 	"reflect"
-	"runtime"
 	"testing"
-	"time"
 	"unsafe"
 
 	"golang.org/x/arch/x86/x86asm"
@@ -78,22 +76,9 @@ func TestFlipStormCrowded(t *testing.T) {
 		t.Skip(err)
 	}
 	defer release()
-	// As TestFlipStorm: 4 Ps (goroutines get preempted) and a GC every
-	// millisecond.
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
-	stopGC := make(chan struct{})
-	defer close(stopGC)
-	go func() {
-		for tick := time.NewTicker(time.Millisecond); ; {
-			select {
-			case <-stopGC:
-				tick.Stop()
-				return
-			case <-tick.C:
-				runtime.GC()
-			}
-		}
-	}()
+	// As TestFlipStorm: 4 Ps (goroutines get preempted), the CPU profiler
+	// and a GC every millisecond.
+	defer stormEnv(t)()
 	fns := map[string]any{"tiny-chain-transient": (*flags8).transient, "tiny-chain-xlogue": (*lico).xlogue}
 	for _, s := range crowdedShapes() {
 		t.Run(s.name, func(t *testing.T) {

@@ -9,7 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/switchboard-go/switchboard"
 	"github.com/switchboard-go/switchboard/registry"
@@ -288,20 +287,7 @@ func TestOriginalStormThroughGrowth(t *testing.T) {
 		reset: func() error { return registry.Reset(hugeFrame) },
 		want:  func(x int) [3]int { return [3]int{want0(x), want0(x) + 1_000_000, 2 * want0(x)} },
 	}
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
-	stopGC := make(chan struct{})
-	go func() {
-		for tick := time.NewTicker(time.Millisecond); ; {
-			select {
-			case <-stopGC:
-				tick.Stop()
-				return
-			case <-tick.C:
-				runtime.GC()
-			}
-		}
-	}()
-	defer close(stopGC)
+	defer stormEnv(t)()
 	storm(t, s, stormTotal(t)/5)
 }
 

@@ -1,11 +1,8 @@
 package registry_test
 
 import (
-	"io"
 	"math"
 	"os"
-	"runtime"
-	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -67,33 +64,11 @@ func TestFlipStorm(t *testing.T) {
 		want:  func(x int) [3]int { return [3]int{2*x + 3, 2*x + 3 + 1_000_000, 4*x + 6} },
 	})
 
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
-	if err := pprof.StartCPUProfile(io.Discard); err != nil {
-		t.Logf("CPU profiler already running (%v): keeping it", err)
-	} else {
-		defer pprof.StopCPUProfile()
-	}
-	stopGC := make(chan struct{})
-	gcDone := make(chan int)
-	go func() {
-		n := 0
-		for tick := time.NewTicker(time.Millisecond); ; n++ {
-			select {
-			case <-stopGC:
-				tick.Stop()
-				gcDone <- n
-				return
-			case <-tick.C:
-				runtime.GC()
-			}
-		}
-	}()
+	defer stormEnv(t)()
 	per := stormTotal(t) / time.Duration(len(all))
 	for _, s := range all {
 		t.Run(s.name, func(t *testing.T) { storm(t, s, per) })
 	}
-	close(stopGC)
-	t.Logf("%d GC cycles forced", <-gcDone)
 }
 
 func storm(t *testing.T, s shape, d time.Duration) {
