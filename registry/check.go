@@ -151,7 +151,7 @@ func checkCode(im *unwind.Image, f unwind.Func, name string, rule func(name stri
 		// Its ABI wrapper, which func values lead to, is refused above.
 		return because(ErrWrapper, "an assembly function uses the stack-based ABI0: Go reaches it only through its ABI wrapper, and its body is no func value's code")
 	}
-	return notInlined(im, name)
+	return notInlined(im, f, name)
 }
 
 // cCode is registry's policy on the C function sym of the object at path:

@@ -126,3 +126,30 @@ func TestClosureOrMethod(t *testing.T) {
 		}
 	}
 }
+
+func TestCallableElsewhere(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		want string // a word of the reason, or "" for none
+	}{
+		{"main.helper", ""},
+		{"main.Exported", ""},
+		{"main.(*T).M", ""},
+		{"example.com/plain_test.Exported", ""},
+		{"example.com/plain.helper", "not main"},
+		{"example.com/plain.Helper", "exported"},
+		{"example.com/plain.(*T).m", "not main"},
+		{"example.com/plain.(*t).M", "exported"},
+		{"example.com/plain.T.M", "exported"},
+		{"example.com/plain.T.m", "not main"},
+		{"example.com/plain.Helper.func1", "exported"},
+		{"example.com/plain.helper.func1", "not main"},
+		{"example.com/plain.glob..func1", "not main"},
+		{"example.com/plain.F[go.shape.int]", "exported"},
+	} {
+		got := callableElsewhere(tc.name)
+		if tc.want == "" && got != "" || tc.want != "" && !strings.Contains(got, tc.want) {
+			t.Errorf("callableElsewhere(%q) = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package unwind
 
 import (
 	"bytes"
+	"cmp"
 	"debug/elf"
 	"encoding/binary"
 	"errors"
@@ -13,6 +14,8 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/ianlancetaylor/demangle"
@@ -73,6 +76,7 @@ type Image struct {
 	root     string // GOROOT/src of the image's runtime, for StdPackage
 
 	inlineOnce sync.Once
+	inlineRead atomic.Bool  // inlineOnce has run
 	inl        *inlineIndex // nil without DWARF
 	inlineErr  error
 
@@ -82,6 +86,14 @@ type Image struct {
 	anyOnce   sync.Once
 	anyInline bool
 	anyErr    error
+
+	buildOnce sync.Once
+	settings  map[string]string // BuildSetting's, nil when unreadable
+
+	builtOnce sync.Once
+	built     time.Time // the file's modification time, for NoInline
+	srcMu     sync.Mutex
+	src       sourceText // the last source file NoInline read
 }
 
 // Open reads the functions of the ELF binary at path, at its link-time
@@ -620,14 +632,20 @@ var ErrNoInlineProof = errors.New("cannot prove it was not inlined")
 // caller, and the callers when the binary names them.
 //
 // With DWARF for the function, any abstract subprogram of that name
-// (DW_AT_inline) or inlined subroutine of it means inlined: the compiler
-// emits the abstract entry for every function it inlined, even where the
-// inlined body left no instruction of its own (x*3 folded into the
-// caller's lea) and so no DW_TAG_inlined_subroutine. Without DWARF, the
+// (DW_AT_inline) or inlined subroutine of it means inlined. The function's
+// own concrete entry points at the abstract one whenever its own package
+// inlined it, even where the inlined body left no instruction of its own
+// (x*3 folded into the caller's lea). A copy inlined into another package
+// that left neither instructions nor variables leaves no trace at all:
+// the abstract entry it made is referenced by nothing, and the linker
+// drops it. So "not inlined" from DWARF covers the function's own package
+// and every copy that left code; registry decides what that proves for a
+// function other packages can call. Without DWARF, the
 // binary proves "not inlined" only when nothing in it was inlined (built
 // with -gcflags=all=-l); otherwise Inlined returns ErrNoInlineProof.
 func (im *Image) Inlined(name string) (inlined bool, into []string, err error) {
 	im.inlineOnce.Do(func() {
+		defer im.inlineRead.Store(true)
 		im.InlineSource = "pclntab"
 		x, err := readInlineIndex(im.file, im.pcln.nfunc)
 		switch {
@@ -648,15 +666,27 @@ func (im *Image) Inlined(name string) (inlined bool, into []string, err error) {
 			return inlined, into, nil
 		}
 	}
-	im.anyOnce.Do(func() { im.anyInline, im.anyErr = im.pcln.inlining() })
-	if im.anyErr != nil {
-		return false, nil, fmt.Errorf("unwind: %w", im.anyErr)
-	}
-	if im.anyInline {
-		return false, nil, ErrNoInlineProof
+	if some, err := im.InlinesAnything(); err != nil || some {
+		return false, nil, cmp.Or(err, ErrNoInlineProof)
 	}
 	return false, nil, nil
 }
+
+// InlinesAnything reports whether the compiler inlined code into any
+// function of the image: whether one has inline-tree pcdata in
+// .gopclntab. A binary built with -gcflags=all=-l has none, the runtime
+// included.
+func (im *Image) InlinesAnything() (bool, error) {
+	im.anyOnce.Do(func() { im.anyInline, im.anyErr = im.pcln.inlining() })
+	if im.anyErr != nil {
+		return false, fmt.Errorf("unwind: %w", im.anyErr)
+	}
+	return im.anyInline, nil
+}
+
+// InlineIndexed reports whether Inlined has read the image's DWARF (or
+// found none) already, so that another question costs a lookup.
+func (im *Image) InlineIndexed() bool { return im.inlineRead.Load() }
 
 // Name names the function holding pc: the runtime's name for Go code, else
 // the demangled ELF symbol of this binary, else the address.

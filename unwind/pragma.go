@@ -1,0 +1,244 @@
+package unwind
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+)
+
+// fieldStartLine is _func.startLine: the line of the func keyword.
+const fieldStartLine = 9
+
+// maxSource bounds the source file NoInline reads.
+const maxSource = 8 << 20
+
+// NoInline reports whether the source of the Go function entered at pc
+// marks it //go:noinline, which the compiler always honours. It reads the
+// file and line of the declaration that the image's own table records,
+// and trusts them only when the file is no newer than the image and that
+// line still declares a function of the name the table gives; the
+// directive must be in the comment lines just above it. Anything else
+// (no source, -trimpath, a function literal, a moved declaration) is
+// false: no proof.
+func (im *Image) NoInline(pc uintptr) bool {
+	im.builtOnce.Do(func() {
+		if st, err := os.Stat(im.Path); err == nil {
+			im.built = st.ModTime()
+		}
+	})
+	return im.noInline(pc, im.built)
+}
+
+// noInline is NoInline for an image whose file was written at built.
+func (im *Image) noInline(pc uintptr, built time.Time) bool {
+	i := im.goIndex(pc)
+	if built.IsZero() || i < 0 || uint64(pc-im.Bias) != im.pcln.entry(i) {
+		return false
+	}
+	file, ok := im.pcln.file(i)
+	if !ok || !strings.HasPrefix(file, "/") || !strings.HasSuffix(file, ".go") {
+		return false
+	}
+	f := im.pcln.fn(i)
+	line := int(int32(im.pcln.u32(f, fieldStartLine)))
+	d := declName(im.pcln.name(f))
+	if line <= 0 || d.name == "" {
+		return false
+	}
+	im.srcMu.Lock()
+	defer im.srcMu.Unlock()
+	c, ok := im.sourceFile(file, built)
+	if !ok {
+		return false
+	}
+	start, ok := c.line(line)
+	return ok && noinlineAt(c.src, start, d)
+}
+
+// sourceText is the last source file NoInline read. Its buffer is reused
+// for the next file, and its line index is built when a second question
+// comes for the same file: NoInline runs on every Set until DWARF is read,
+// a batch's functions tend to share files, and a one-off question is
+// answered faster by counting.
+type sourceText struct {
+	path  string
+	size  int64
+	mod   time.Time
+	src   []byte
+	lines []int32 // where each line starts; nil until asked twice
+	asked int
+}
+
+// sourceFile reads file into im.src unless it is there already, if it is
+// a regular Go source file no newer than built. im.srcMu is held.
+func (im *Image) sourceFile(file string, built time.Time) (*sourceText, bool) {
+	st, err := os.Stat(file)
+	if err != nil || !st.Mode().IsRegular() || st.Size() > maxSource || st.ModTime().After(built) {
+		return nil, false
+	}
+	c := &im.src
+	if c.path == file && c.size == st.Size() && c.mod.Equal(st.ModTime()) {
+		c.asked++
+		return c, true
+	}
+	*c = sourceText{src: c.src[:0], lines: c.lines[:0]}
+	fd, err := os.Open(file)
+	if err != nil {
+		return nil, false
+	}
+	defer fd.Close()
+	c.src = slices.Grow(c.src, int(st.Size()))[:st.Size()]
+	if _, err := io.ReadFull(fd, c.src); err != nil {
+		return nil, false
+	}
+	c.path, c.size, c.mod, c.asked = file, st.Size(), st.ModTime(), 1
+	return c, true
+}
+
+// line returns the offset in src where line (1-based) starts.
+func (c *sourceText) line(line int) (int, bool) {
+	if c.asked < 2 {
+		return lineStart(c.src, line)
+	}
+	if len(c.lines) == 0 {
+		c.lines = append(c.lines, 0)
+		for off := 0; ; {
+			i := bytes.IndexByte(c.src[off:], '\n')
+			if i < 0 {
+				break
+			}
+			off += i + 1
+			c.lines = append(c.lines, int32(off))
+		}
+	}
+	if line < 1 || line > len(c.lines) {
+		return 0, false
+	}
+	return int(c.lines[line-1]), true
+}
+
+// lineStart returns the offset of line (1-based) in src, counting newlines
+// a block at a time (bytes.Count is vectorized; a search per line is not).
+func lineStart(src []byte, line int) (int, bool) {
+	const block = 4096
+	if line < 1 {
+		return 0, false
+	}
+	start, n := 0, line-1
+	for n > 0 {
+		end := min(start+block, len(src))
+		if c := bytes.Count(src[start:end], []byte{'\n'}); c < n && end < len(src) {
+			start, n = end, n-c
+			continue
+		}
+		for ; n > 0; n-- {
+			i := bytes.IndexByte(src[start:], '\n')
+			if i < 0 {
+				return 0, false
+			}
+			start += i + 1
+		}
+	}
+	return start, true
+}
+
+// decl is what a Go function's declaration names: the function, and for a
+// method the receiver's type.
+type decl struct{ recv, name string }
+
+// declName is the declaration of a Go function: f for pkg.f and
+// pkg.f[...], (T, m) for pkg.(*T).m and pkg.T.m. Its name is "" for
+// function literals (pkg.f.func1) and generated names, which carry no
+// directive of their own.
+func declName(sym string) decl {
+	if i := strings.IndexByte(sym, '['); i >= 0 {
+		// Drop instantiation arguments, which may hold dots and slashes.
+		j := strings.LastIndexByte(sym, ']')
+		if j < i {
+			return decl{}
+		}
+		sym = sym[:i] + sym[j+1:]
+	}
+	rest := sym[strings.LastIndexByte(sym, '/')+1:]
+	dot := strings.IndexByte(rest, '.')
+	if dot < 0 {
+		return decl{}
+	}
+	parts := strings.Split(rest[dot+1:], ".")
+	switch {
+	case len(parts) == 1:
+		return decl{name: parts[0]}
+	case len(parts) == 2 && !LiteralName(parts[1]):
+		return decl{recv: strings.Trim(parts[0], "(*)"), name: parts[1]} // (*T).m or T.m
+	}
+	return decl{}
+}
+
+// LiteralName reports whether an element of a Go function's name is one
+// the compiler gives a function literal or a wrapper it generates (func1,
+// gowrap2, deferwrap1, a number), never a method's.
+func LiteralName(s string) bool {
+	for _, p := range []string{"func", "gowrap", "deferwrap", ""} {
+		if rest, ok := strings.CutPrefix(s, p); ok && rest != "" && strings.Trim(rest, "0123456789") == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// noinlineAt reports whether the line of src starting at start declares d
+// and the comment lines right above it hold //go:noinline as the compiler
+// reads it: at the start of a line, followed by nothing or a space. The
+// declaration line is code (the binary's table says a function starts
+// there), so a block comment or raw string spanning the lines above would
+// end on one of them: a line holding */ or a backquote stops the search.
+func noinlineAt(src []byte, start int, d decl) bool {
+	l, _, _ := bytes.Cut(src[start:], []byte("\n"))
+	if !declares(string(l), d) {
+		return false
+	}
+	for end := start - 1; end > 0; {
+		begin := bytes.LastIndexByte(src[:end], '\n') + 1
+		l := src[begin:end]
+		if !bytes.HasPrefix(l, []byte("//")) || bytes.Contains(l, []byte("*/")) || bytes.ContainsRune(l, '`') {
+			return false
+		}
+		if rest, ok := bytes.CutPrefix(l, []byte("//go:noinline")); ok && (len(rest) == 0 || rest[0] == ' ') {
+			return true
+		}
+		end = begin - 1
+	}
+	return false
+}
+
+// declares reports whether a source line is the declaration of d: func,
+// then for a method a receiver of d.recv's type, then d.name and its
+// parameters or type parameters.
+func declares(l string, d decl) bool {
+	rest, ok := strings.CutPrefix(l, "func ")
+	if !ok || d.name == "" {
+		return false
+	}
+	rest = strings.TrimLeft(rest, " \t")
+	recv := ""
+	if strings.HasPrefix(rest, "(") {
+		end := strings.IndexByte(rest, ')')
+		if end < 0 {
+			return false
+		}
+		recv, rest = rest[1:end], strings.TrimLeft(rest[end+1:], " \t")
+		if i := strings.IndexByte(recv, '['); i >= 0 {
+			recv = recv[:i] // type parameters: (c *Counter[T])
+		}
+		fields := strings.Fields(recv)
+		if len(fields) == 0 {
+			return false
+		}
+		recv = strings.TrimLeft(fields[len(fields)-1], "*")
+	}
+	name, ok := strings.CutPrefix(rest, d.name)
+	return ok && recv == d.recv && name != "" && (name[0] == '(' || name[0] == '[')
+}

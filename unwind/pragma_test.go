@@ -1,0 +1,196 @@
+package unwind
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"reflect"
+	"testing"
+	"time"
+)
+
+func TestDeclName(t *testing.T) {
+	for _, tc := range []struct {
+		sym  string
+		want decl
+	}{
+		{"example.com/a/b.F", decl{name: "F"}},
+		{"example.com/a/b.(*T).m", decl{"T", "m"}},
+		{"example.com/a/b.T.M", decl{"T", "M"}},
+		{"example.com/a/b.G[go.shape.int]", decl{name: "G"}},
+		{"example.com/a/b.(*T[go.shape.struct { example.com/x.A int }]).M", decl{"T", "M"}},
+		{"example.com/a/b.F.func1", decl{}},
+		{"example.com/a/b.(*T).m.func2", decl{}},
+		{"example.com/a/b.F.gowrap1", decl{}},
+		{"example.com/a/b.init.0", decl{}},
+		{"example.com/a/b.glob..func1", decl{}},
+		{"main.main", decl{name: "main"}},
+		{"nodot", decl{}},
+	} {
+		if got := declName(tc.sym); got != tc.want {
+			t.Errorf("declName(%q) = %+v, want %+v", tc.sym, got, tc.want)
+		}
+	}
+}
+
+// TestNoinlineAt: the directive as the compiler reads it (cmd/compile's
+// noder takes the verb up to a space, from a // comment at the start of a
+// line), above the line that declares the function.
+func TestNoinlineAt(t *testing.T) {
+	src := []byte("package p\n" +
+		"\n" +
+		"//go:noinline\n" + // 3
+		"func A(x int) int { return x }\n" +
+		"\n" +
+		"// B doubles.\n" + // 6
+		"//\n" +
+		"//go:noinline\n" +
+		"func (r *R) B() int { return 2 }\n" +
+		"\n" +
+		"//go:noinline\n" + // 11
+		"\n" +
+		"func C() {}\n" +
+		"\n" +
+		"// D is //go:noinline in prose only.\n" + // 15
+		"func D() {}\n" +
+		"\n" +
+		"//go:noinlinex\n" + // 18
+		"func E() {}\n" +
+		"\n" +
+		"func F() {}\n" + // 21
+		"\n" +
+		"//go:noinline\n" + // 23
+		"func G[T any](x T) T { return x }\n" +
+		"\n" +
+		"\t//go:noinline\n" + // 26
+		"func H() {}\n" +
+		"\n" +
+		"//go:noinline\t// a tab: the verb is \"go:noinline\\t//\"\n" + // 29
+		"func I() {}\n" +
+		"\n" +
+		"/* disabled:\n" + // 32
+		"//go:noinline */\n" +
+		"func J() {}\n" +
+		"\n" +
+		"var s = `\n" + // 36
+		"//go:noinline `\n" +
+		"func K() {}\n" +
+		"\n" +
+		"//go:noinline // why\n" + // 40
+		"func (T[E]) L() {}\n" +
+		"\n" +
+		"//go:noinline\n" + // 43
+		"func (A) M() {}; func (B) M() {}\n" +
+		"\n" +
+		"//go:noinline\r\n" + // 46
+		"func N() {}\n")
+	for _, tc := range []struct {
+		line int
+		d    decl
+		want bool
+	}{
+		{4, decl{name: "A"}, true},
+		{9, decl{"R", "B"}, true},
+		{13, decl{name: "C"}, false}, // a blank line between: not trusted
+		{16, decl{name: "D"}, false},
+		{19, decl{name: "E"}, false},
+		{21, decl{name: "F"}, false},
+		{24, decl{name: "G"}, true},
+		{4, decl{name: "AA"}, false}, // the line declares another function
+		{3, decl{name: "A"}, false},  // the line is no declaration
+		{9, decl{name: "B"}, false},  // a method, not a function
+		{9, decl{"S", "B"}, false},   // another receiver type
+		{99, decl{name: "A"}, false},
+		{27, decl{name: "H"}, false}, // the directive is indented
+		{30, decl{name: "I"}, false},
+		{34, decl{name: "J"}, false},
+		{38, decl{name: "K"}, false},
+		{41, decl{"T", "L"}, true},
+		{44, decl{"A", "M"}, true},
+		{44, decl{"B", "M"}, false},  // the line's first declaration is A's
+		{47, decl{name: "N"}, false}, // "go:noinline\r" is not the verb
+	} {
+		start, ok := lineStart(src, tc.line)
+		if got := ok && noinlineAt(src, start, tc.d); got != tc.want {
+			t.Errorf("line %d %+v: %v, want %v", tc.line, tc.d, got, tc.want)
+		}
+	}
+}
+
+// TestLineStart crosses lineStart's blocks, and checks it against the
+// line index a file gets when asked about twice.
+func TestLineStart(t *testing.T) {
+	var src []byte
+	for i := range 3000 {
+		src = append(src, fmt.Sprintf("// line %d\n", i+1)...)
+	}
+	src = append(src, "//go:noinline\nfunc Far() {}"...)
+	indexed := &sourceText{src: src, asked: 2}
+	for _, line := range []int{1, 2, 400, 401, 2999, 3000, 3001, 3002} {
+		want := fmt.Sprintf("// line %d\n", line)
+		switch line {
+		case 3001:
+			want = "//go:noinline\n"
+		case 3002:
+			want = "func Far() {}"
+		}
+		start, ok := lineStart(src, line)
+		if !ok || !bytes.HasPrefix(src[start:], []byte(want)) {
+			t.Errorf("lineStart(%d) = %d, %v: %.20q", line, start, ok, src[start:])
+		}
+		if got, ok := indexed.line(line); got != start || !ok {
+			t.Errorf("indexed line %d at %d, %v; lineStart says %d", line, got, ok, start)
+		}
+	}
+	if start, ok := lineStart(src, 3002); !ok || !noinlineAt(src, start, decl{name: "Far"}) {
+		t.Errorf("noinlineAt(line 3002, Far) = false")
+	}
+	for _, line := range []int{0, 3003} {
+		if _, ok := lineStart(src, line); ok {
+			t.Errorf("lineStart(%d): ok", line)
+		}
+		if _, ok := indexed.line(line); ok {
+			t.Errorf("indexed line %d: ok", line)
+		}
+	}
+}
+
+// TestNoInlineReadsTheSource asks NoInline about this package's own
+// functions, and checks that a source newer than the binary is not
+// trusted.
+func TestNoInlineReadsTheSource(t *testing.T) {
+	im, err := Self()
+	if err != nil {
+		t.Fatal(err)
+	}
+	marked := reflect.ValueOf(noinlineVictim).Pointer()
+	plain := reflect.ValueOf(declName).Pointer()
+	if !im.NoInline(marked) {
+		t.Errorf("NoInline(noinlineVictim) = false, want true")
+	}
+	if im.NoInline(plain) {
+		t.Errorf("NoInline(declName) = true, want false")
+	}
+	if im.NoInline(marked + 1) {
+		t.Errorf("NoInline(inside noinlineVictim) = true, want false")
+	}
+	if im.NoInline(reflect.ValueOf(func() {}).Pointer()) {
+		t.Errorf("NoInline(a function literal) = true, want false")
+	}
+
+	// A binary built before its source was last written.
+	file, _ := im.File(marked)
+	st, err := os.Stat(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !im.noInline(marked, st.ModTime()) {
+		t.Errorf("noInline(noinlineVictim, built when its source was written) = false")
+	}
+	if im.noInline(marked, st.ModTime().Add(-time.Second)) {
+		t.Errorf("NoInline trusted %s, newer than the binary", file)
+	}
+}
+
+//go:noinline
+func noinlineVictim() int { return 1 }
