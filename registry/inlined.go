@@ -32,6 +32,17 @@ func notInlined(im *unwind.Image, f unwind.Func, name string) error {
 		// Proof without reading DWARF, which costs the first Set most.
 		return nil
 	}
+	calls, pgo := leavesCode(im, f)
+	if calls {
+		// Any inlined copy kept a call, which .gopclntab's inline trees
+		// record: no DWARF needed.
+		if into, err := im.InlinedCopies(f.Entry); err == nil {
+			if len(into) > 0 {
+				return inlinedInto(into)
+			}
+			return nil
+		}
+	}
 	inlined, into, err := im.Inlined(name)
 	switch {
 	case errors.Is(err, unwind.ErrNoInlineProof):
@@ -43,11 +54,7 @@ func notInlined(im *unwind.Image, f unwind.Func, name string) error {
 		return because(ErrInlined, "cannot tell whether it was inlined: %v", err)
 	case !inlined:
 		why := callableElsewhere(name)
-		if why == "" || noinline() {
-			return nil
-		}
-		calls, pgo := leavesCode(im, f)
-		if calls {
+		if why == "" || noinline() || calls {
 			return nil
 		}
 		if pgo != "" {
@@ -57,6 +64,11 @@ func notInlined(im *unwind.Image, f unwind.Func, name string) error {
 	case len(into) == 0:
 		return because(ErrInlined, "into callers the binary does not name (the inlined body left no code of its own); mark it //go:noinline or build with -gcflags=all=-l")
 	}
+	return inlinedInto(into)
+}
+
+// inlinedInto refuses a function inlined into the callers into.
+func inlinedInto(into []string) error {
 	more := ""
 	if len(into) > 3 {
 		more = " and " + strconv.Itoa(len(into)-3) + " more"
@@ -112,17 +124,20 @@ func exported(id string) bool {
 // path through f's body to a return calls a Go function outside the
 // runtime. Calls into the runtime prove nothing: some are the sanitizers'
 // hooks, the stack check or memory moves that a caller's copy may lose. A
-// profile-guided build (or one whose settings cannot be read) proves
-// nothing either: PGO's hot-call-site budget may inline f's callee into
-// one copy and not another; why says so.
+// profile-guided build, one with GOEXPERIMENT=newinliner (or one whose
+// settings cannot be read) proves nothing either: each may inline f's
+// callee into one copy and not another; why says so.
 func leavesCode(im *unwind.Image, f unwind.Func) (calls bool, why string) {
 	pgo, ok := im.BuildSetting("-pgo")
 	gcflags, _ := im.BuildSetting("-gcflags")
+	experiments, _ := im.BuildSetting("GOEXPERIMENT")
 	switch {
 	case !ok && !im.BuildSettings():
 		return false, "the binary's build settings cannot be read, so a profile-guided build cannot be ruled out"
 	case pgo != "" && pgo != "off" || strings.Contains(gcflags, "pgoprofile"):
 		return false, "the binary was built with a profile (PGO), under which a copy may inline a call its original makes"
+	case strings.Contains(experiments, "newinliner"):
+		return false, "the binary was built with GOEXPERIMENT=newinliner, which scores the calls inside an inlined copy anew"
 	}
 	code, err := im.Bytes(f)
 	if err != nil {

@@ -94,6 +94,10 @@ type Image struct {
 	built     time.Time // the file's modification time, for NoInline
 	srcMu     sync.Mutex
 	src       sourceText // the last source file NoInline read
+
+	treesOnce sync.Once
+	trees     *treeIndex // InlinedCopies'
+	treesErr  error
 }
 
 // Open reads the functions of the ELF binary at path, at its link-time

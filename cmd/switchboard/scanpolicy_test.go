@@ -179,11 +179,11 @@ func TestScanRegistryAcceptsOnlyWhatDWARFAllows(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the fixture has no DWARF: %v", err)
 	}
-	inlined := dwarfInlined(t, d)
+	inlined, copies := dwarfInlined(t, d)
 	deps := registryDeps(t)
 	goroot := goEnv(t, "GOROOT")
 
-	accepted, refusedInlined := 0, 0
+	accepted, refusedInlined, abstractOnly := 0, 0, 0
 	for _, row := range rows {
 		name, field := row["name"].(string), row["registry"].(string)
 		if sentinelOf(field) == "inlined" {
@@ -207,8 +207,15 @@ func TestScanRegistryAcceptsOnlyWhatDWARFAllows(t *testing.T) {
 		if file == "" {
 			why = append(why, "DWARF's line table places its entry in no file")
 		}
-		if inlined[name] {
-			why = append(why, "DWARF says it was inlined")
+		switch {
+		case copies[name]:
+			why = append(why, "DWARF has an inlined copy of it")
+		case inlined[name]:
+			// Only an abstract entry: no copy the binary kept left code.
+			// Accepted only when every path calls out (the inline trees
+			// would show a copy with code); the -m oracle test checks
+			// the compiler's own account.
+			abstractOnly++
 		}
 		if strings.HasSuffix(name, "-fm") {
 			why = append(why, "a method value")
@@ -229,7 +236,7 @@ func TestScanRegistryAcceptsOnlyWhatDWARFAllows(t *testing.T) {
 			t.Errorf("scan says registry accepts %s (%s), but: %s", name, file, strings.Join(why, "; "))
 		}
 	}
-	t.Logf("%d functions, %d accepted, %d refused as inlined, %d inlined by DWARF", len(rows), accepted, refusedInlined, len(inlined))
+	t.Logf("%d functions, %d accepted (%d with an abstract entry only), %d refused as inlined, %d inlined by DWARF", len(rows), accepted, abstractOnly, refusedInlined, len(inlined))
 	if accepted < 20 || refusedInlined == 0 || len(inlined) == 0 {
 		t.Fatalf("too little to compare: %d accepted, %d refused as inlined", accepted, refusedInlined)
 	}
@@ -241,12 +248,15 @@ var closureName = regexp.MustCompile(`(\.(func|gowrap|deferwrap)[0-9]+|-range[0-
 
 // dwarfInlined names the functions DWARF says the compiler inlined: the
 // abstract subprograms (DW_AT_inline) and the origins of inlined
-// subroutines and of concrete copies.
-func dwarfInlined(t *testing.T, d *dwarf.Data) map[string]bool {
+// subroutines and of concrete copies. copies holds those with an inlined
+// subroutine: a copy in a function the binary kept, which left code or
+// variables. An abstract entry alone may stand for copies that left
+// nothing, or lie in functions the linker dropped.
+func dwarfInlined(t *testing.T, d *dwarf.Data) (out, copies map[string]bool) {
 	t.Helper()
 	names := map[dwarf.Offset]string{}
-	var origins []dwarf.Offset
-	out := map[string]bool{}
+	var origins, subroutines []dwarf.Offset
+	out, copies = map[string]bool{}, map[string]bool{}
 	r := d.Reader()
 	for {
 		e, err := r.Next()
@@ -264,6 +274,9 @@ func dwarfInlined(t *testing.T, d *dwarf.Data) map[string]bool {
 		}
 		if o, ok := e.Val(dwarf.AttrAbstractOrigin).(dwarf.Offset); ok && (e.Tag == dwarf.TagInlinedSubroutine || e.Tag == dwarf.TagSubprogram) {
 			origins = append(origins, o)
+			if e.Tag == dwarf.TagInlinedSubroutine {
+				subroutines = append(subroutines, o)
+			}
 		}
 	}
 	for _, o := range origins {
@@ -271,7 +284,12 @@ func dwarfInlined(t *testing.T, d *dwarf.Data) map[string]bool {
 			out[n] = true
 		}
 	}
-	return out
+	for _, o := range subroutines {
+		if n, ok := names[o]; ok {
+			copies[n] = true
+		}
+	}
+	return out, copies
 }
 
 // dwarfFile is the source file DWARF's line table gives for pc.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/switchboard-go/switchboard/registry"
 	"github.com/switchboard-go/switchboard/testdata/inlineprog/lib"
@@ -99,6 +100,9 @@ func callGen(xs []int) int { return lib.Gen(xs) + 1 }
 func callTabbed(a int) int { return lib.Tabbed(a) + 1 }
 
 //go:noinline
+func callUpper(s string) string { return lib.Upper(s) }
+
+//go:noinline
 func callBlocked(a int) int { return lib.Blocked(a) + 1 }
 
 //go:noinline
@@ -120,6 +124,8 @@ func main() {
 	report("lib.(*Counter).kind", registry.Set(lib.KindMethod(), func(*lib.Counter) int { return -1 }), func() bool { return lib.Kind(&embeds{}) == -1 })
 	report("lib.Tabbed", registry.Set(lib.Tabbed, func(x int) int { return -x }), func() bool { return callTabbed(2) == -1 })
 	report("lib.Blocked", registry.Set(lib.Blocked, func(x int) int { return -x }), func() bool { return callBlocked(2) == -1 })
+	report("lib.Upper", registry.Set(lib.Upper, func(s string) string { return "X" }), func() bool { return callUpper("a") == "X" })
+	report("time.Now", registry.Set(time.Now, func() time.Time { return time.Unix(42, 0) }), func() bool { return time.Now().Unix() == 42 })
 	report("tripleNI", registry.Set(tripleNI, func(x int) int { return -x }), func() bool { return callTripleNI(2) == -1 })
 	report("addOneNI", registry.Set(addOneNI, func(x int) int { return -x }), func() bool { return callAddOneNI(2) == -1 })
 	report("sumNI", registry.Set(sumNI, func(xs ...int) int { return -1 }), func() bool { return callSumNI(2) == -1 })
