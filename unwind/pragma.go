@@ -2,7 +2,6 @@ package unwind
 
 import (
 	"bytes"
-	"io"
 	"os"
 	"slices"
 	"strings"
@@ -50,7 +49,7 @@ func (im *Image) noInline(pc uintptr, built time.Time) bool {
 	}
 	im.srcMu.Lock()
 	defer im.srcMu.Unlock()
-	c, ok := im.sourceFile(file, built)
+	c, ok := im.sourceFile(file, built, line)
 	if !ok {
 		return false
 	}
@@ -59,22 +58,27 @@ func (im *Image) noInline(pc uintptr, built time.Time) bool {
 }
 
 // sourceText is the last source file NoInline read. Its buffer is reused
-// for the next file, and its line index is built when a second question
-// comes for the same file: NoInline runs on every Set until DWARF is read,
-// a batch's functions tend to share files, and a one-off question is
-// answered faster by counting.
+// for the next file. A first question reads the file only up to the line
+// asked about; a second one about the same file reads the rest and builds a
+// line index: NoInline runs on every Set until DWARF is read, a batch's
+// functions tend to share files, and a one-off question is answered faster
+// by counting.
 type sourceText struct {
 	path  string
 	size  int64
 	mod   time.Time
-	src   []byte
-	lines []int32 // where each line starts; nil until asked twice
+	src   []byte  // the file's first bytes, all of it when complete
+	nl    int     // newlines in src
+	lines []int32 // where each line starts; empty until asked twice
 	asked int
 }
 
-// sourceFile reads file into im.src unless it is there already, if it is
-// a regular Go source file no newer than built. im.srcMu is held.
-func (im *Image) sourceFile(file string, built time.Time) (*sourceText, bool) {
+// sourceChunk is how much of a source file is read at a time.
+const sourceChunk = 16 << 10
+
+// sourceFile reads file into im.src, far enough to hold line whole, if it
+// is a regular Go source file no newer than built. im.srcMu is held.
+func (im *Image) sourceFile(file string, built time.Time, line int) (*sourceText, bool) {
 	st, err := os.Stat(file)
 	if err != nil || !st.Mode().IsRegular() || st.Size() > maxSource || st.ModTime().After(built) {
 		return nil, false
@@ -82,19 +86,31 @@ func (im *Image) sourceFile(file string, built time.Time) (*sourceText, bool) {
 	c := &im.src
 	if c.path == file && c.size == st.Size() && c.mod.Equal(st.ModTime()) {
 		c.asked++
-		return c, true
+	} else {
+		*c = sourceText{src: c.src[:0], lines: c.lines[:0], path: file, size: st.Size(), mod: st.ModTime(), asked: 1}
 	}
-	*c = sourceText{src: c.src[:0], lines: c.lines[:0]}
-	fd, err := os.Open(file)
-	if err != nil {
-		return nil, false
+	want := line
+	if c.asked > 1 {
+		want = int(c.size) + 1 // all of it, for the index
 	}
-	defer fd.Close()
-	c.src = slices.Grow(c.src, int(st.Size()))[:st.Size()]
-	if _, err := io.ReadFull(fd, c.src); err != nil {
-		return nil, false
+	if int64(len(c.src)) < c.size && c.nl < want {
+		fd, err := os.Open(file)
+		if err != nil {
+			c.path = ""
+			return nil, false
+		}
+		defer fd.Close()
+		for int64(len(c.src)) < c.size && c.nl < want {
+			n := int(min(int64(sourceChunk), c.size-int64(len(c.src))))
+			at := len(c.src)
+			c.src = slices.Grow(c.src, n)[:at+n]
+			if _, err := fd.ReadAt(c.src[at:], int64(at)); err != nil {
+				c.path = ""
+				return nil, false
+			}
+			c.nl += bytes.Count(c.src[at:], []byte{'\n'})
+		}
 	}
-	c.path, c.size, c.mod, c.asked = file, st.Size(), st.ModTime(), 1
 	return c, true
 }
 

@@ -194,3 +194,47 @@ func TestNoInlineReadsTheSource(t *testing.T) {
 
 //go:noinline
 func noinlineVictim() int { return 1 }
+
+// TestSourceFileReadsWhatItNeeds: a first question reads the file up to
+// its line; a second reads the rest and answers from the index; another
+// file replaces it.
+func TestSourceFileReadsWhatItNeeds(t *testing.T) {
+	dir := t.TempDir()
+	var src []byte
+	for i := range 20000 {
+		src = append(src, fmt.Sprintf("// line %d\n", i+1)...)
+	}
+	src = append(src, "//go:noinline\nfunc Far() {}\n"...)
+	file, other := dir+"/a.go", dir+"/b.go"
+	if err := os.WriteFile(file, src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(other, []byte("package p\n\n//go:noinline\nfunc Near() {}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	built := time.Now().Add(time.Hour)
+	var im Image
+	ask := func(file string, line int, d decl) bool {
+		c, ok := im.sourceFile(file, built, line)
+		if !ok {
+			t.Fatalf("sourceFile(%s) failed", file)
+		}
+		start, ok := c.line(line)
+		return ok && noinlineAt(c.src, start, d)
+	}
+	if ask(file, 3, decl{name: "Far"}) || len(im.src.src) >= len(src) {
+		t.Errorf("a question about line 3 read %d of %d bytes", len(im.src.src), len(src))
+	}
+	if !ask(file, 20002, decl{name: "Far"}) {
+		t.Errorf("line 20002 (asked second, from the index): no directive found")
+	}
+	if len(im.src.src) != len(src) || len(im.src.lines) != 20003 {
+		t.Errorf("after a second question: %d of %d bytes, %d lines indexed", len(im.src.src), len(src), len(im.src.lines))
+	}
+	if !ask(other, 4, decl{name: "Near"}) || im.src.path != other || len(im.src.lines) != 0 {
+		t.Errorf("another file: path %s, %d lines indexed", im.src.path, len(im.src.lines))
+	}
+	if _, ok := im.sourceFile(file, time.Now().Add(-time.Hour), 1); ok {
+		t.Errorf("a file newer than the binary was read")
+	}
+}
