@@ -14,11 +14,13 @@ import (
 
 // notInlined refuses a function the compiler inlined into some caller, or
 // one the binary cannot prove was not: a patch would miss the inlined
-// copies silently. The proofs, cheapest first: nothing in the binary was
-// inlined (-gcflags=all=-l); the source marks it //go:noinline; DWARF
-// shows no inlined copy and no other package can call it (a copy inlined
-// into another package that left no instruction of its own is recorded
-// nowhere in the binary).
+// copies silently. The proofs, cheapest first (docs/design.md section
+// 11): nothing in the binary was inlined (-gcflags=all=-l); the source
+// marks it //go:noinline; every path calls out, so any inlined copy left
+// code, and .gopclntab's inline trees (else DWARF) record none; DWARF shows
+// no inlined copy and no other package can hold one (package main, an
+// external test package). A copy another package inlined that left no
+// instruction of its own is recorded nowhere in the binary.
 func notInlined(im *unwind.Image, f unwind.Func, name string) error {
 	some, err := im.InlinesAnything()
 	if err != nil {
