@@ -2,6 +2,7 @@ package registry
 
 import (
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,7 +27,7 @@ func notInlined(im *unwind.Image, f unwind.Func, name string) error {
 	if err != nil {
 		return because(ErrInlined, "cannot tell whether it was inlined: %v", err)
 	}
-	if !some {
+	if !some && allNoInline(im) {
 		return nil
 	}
 	noinline := sync.OnceValue(func() bool { return im.NoInline(f.Entry) })
@@ -67,6 +68,16 @@ func notInlined(im *unwind.Image, f unwind.Func, name string) error {
 		return because(ErrInlined, "into callers the binary does not name (the inlined body left no code of its own); mark it //go:noinline or build with -gcflags=all=-l")
 	}
 	return inlinedInto(into)
+}
+
+// allNoInline reports whether the build settings say every package was
+// compiled with -l: the last -gcflags, the one recorded, applies to all.
+// No inline tree anywhere is not enough by itself: a package compiled
+// without -l may have inlined only copies that left no instruction.
+func allNoInline(im *unwind.Image) bool {
+	v, ok := im.BuildSetting("-gcflags")
+	flags, all := strings.CutPrefix(strings.Trim(v, `"'`), "all=")
+	return ok && all && slices.Contains(strings.Fields(strings.Trim(flags, `"'`)), "-l")
 }
 
 // inlinedInto refuses a function inlined into the callers into.

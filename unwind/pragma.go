@@ -17,11 +17,11 @@ const maxSource = 8 << 20
 // NoInline reports whether the source of the Go function entered at pc
 // marks it //go:noinline, which the compiler always honours. It reads the
 // file and line of the declaration that the image's own table records,
-// and trusts them only when the file is no newer than the image and that
-// line still declares a function of the name the table gives; the
-// directive must be in the comment lines just above it. Anything else
-// (no source, -trimpath, a function literal, a moved declaration) is
-// false: no proof.
+// and trusts them only when the file is no newer than the image, holds no
+// //line directive or build constraint before that line, and that line
+// still declares a function of the name the table gives; the directive
+// must be in the comment lines just above it. Anything else (no source,
+// -trimpath, a function literal, a moved declaration) is false: no proof.
 func (im *Image) NoInline(pc uintptr) bool {
 	im.builtOnce.Do(func() {
 		if st, err := os.Stat(im.Path); err == nil {
@@ -54,7 +54,20 @@ func (im *Image) noInline(pc uintptr, built time.Time) bool {
 		return false
 	}
 	start, ok := c.line(line)
-	return ok && noinlineAt(c.src, start, d)
+	return ok && !remapped(c.src[:start]) && noinlineAt(c.src, start, d)
+}
+
+// remapped reports whether a file's text before a declaration holds a
+// //line directive, which makes the positions the binary records name
+// other text, or a build constraint: a file excluded from the build (a
+// template a //line directive points at) must not speak for the code.
+func remapped(before []byte) bool {
+	for _, d := range [][]byte{[]byte("//line "), []byte("/*line "), []byte("//go:build"), []byte("// +build")} {
+		if bytes.HasPrefix(before, d) || bytes.Contains(before, append([]byte("\n"), d...)) {
+			return true
+		}
+	}
+	return false
 }
 
 // sourceText is the last source file NoInline read. Its buffer is reused

@@ -117,6 +117,28 @@ func TestNoinlineAt(t *testing.T) {
 	}
 }
 
+// TestRemapped: a //line directive or a build constraint before the
+// declaration makes the file no witness (a review's finding: a //line
+// directive pointing at a template with the directive).
+func TestRemapped(t *testing.T) {
+	for _, tc := range []struct {
+		before string
+		want   bool
+	}{
+		{"package p\n\n", false},
+		{"// Package p does //line things.\npackage p\n", false},
+		{"package p\n\n//line /tmp/x.go:11\n", true},
+		{"package p\n/*line x.go:3:1*/\n", true},
+		{"//go:build ignore\n\npackage main\n", true},
+		{"// +build ignore\n\npackage main\n", true},
+		{"//line x.go:1\npackage p\n", true},
+	} {
+		if got := remapped([]byte(tc.before)); got != tc.want {
+			t.Errorf("remapped(%q) = %v, want %v", tc.before, got, tc.want)
+		}
+	}
+}
+
 // TestLineStart crosses lineStart's blocks, and checks it against the
 // line index a file gets when asked about twice.
 func TestLineStart(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/switchboard-go/switchboard/registry"
+	"github.com/switchboard-go/switchboard/testdata/inlineprog/flat"
 	"github.com/switchboard-go/switchboard/testdata/inlineprog/lib"
 )
 
@@ -126,6 +127,7 @@ func main() {
 	report("lib.Blocked", registry.Set(lib.Blocked, func(x int) int { return -x }), func() bool { return callBlocked(2) == -1 })
 	report("lib.Upper", registry.Set(lib.Upper, func(s string) string { return "X" }), func() bool { return callUpper("a") == "X" })
 	report("time.Now", registry.Set(time.Now, func() time.Time { return time.Unix(42, 0) }), func() bool { return time.Now().Unix() == 42 })
+	report("flat.AddOne", registry.Set(flat.AddOne, func(x int) int { return -x }), func() bool { return flat.CallAddOne(2) == -1 })
 	report("tripleNI", registry.Set(tripleNI, func(x int) int { return -x }), func() bool { return callTripleNI(2) == -1 })
 	report("addOneNI", registry.Set(addOneNI, func(x int) int { return -x }), func() bool { return callAddOneNI(2) == -1 })
 	report("sumNI", registry.Set(sumNI, func(xs ...int) int { return -1 }), func() bool { return callSumNI(2) == -1 })
