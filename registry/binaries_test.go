@@ -1,10 +1,12 @@
 package registry_test
 
 import (
+	"fmt"
 	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -80,13 +82,25 @@ func TestInliningByBuildKind(t *testing.T) {
 		// yet flat inlined AddOne (a review's finding). The recorded
 		// -gcflags is the last one, flat's, so -l is not proven for all;
 		// DWARF shows flat's copy.
+		// The binary does not record an overlay: main.go's sumNI loses its
+		// directive in the file the compiler reads, not on disk. Its copy
+		// in callSumNI left code, which the inline trees record, and that
+		// refutes the directive read from disk (an adversarial test's
+		// finding; a copy that left no code would go unseen).
+		{"-overlay, -ldflags=-s -w (sumNI's directive dropped)", []string{"-overlay", "OVERLAY", "-ldflags=-s -w"}, merge(outcomes("cannot prove", append(small, "lib.AddTwo", "flat.AddOne")...), outcomes("inlined", append(holes, "lib.Upper", "sumNI")...))},
+		// No DWARF for package main while the rest keeps it.
+		{"-gcflags=-dwarf=false (main only)", []string{"-gcflags=-dwarf=false"}, outcomes("any", append(append(small, holes...), "lib.AddTwo", "lib.Forward", "lib.Upper", "flat.AddOne")...)},
 		{"-gcflags=all=-l, flat with inlining", []string{"-gcflags=all=-l", "-gcflags=github.com/switchboard-go/switchboard/testdata/inlineprog/flat="}, merge(outcomes("any", append(append(small, holes...), "lib.AddTwo", "lib.Forward", "lib.Upper", "time.Now")...), outcomes("inlined", "flat.AddOne"))},
 		{"-gcflags=all=-l", []string{"-gcflags=all=-l"}, nil},
 		{"-gcflags=all=-l -ldflags=-s -w", []string{"-gcflags=all=-l", "-ldflags=-s -w"}, nil},
 	} {
 		t.Run(kind.name, func(t *testing.T) {
 			bin := filepath.Join(t.TempDir(), "inlineprog")
-			build := exec.Command("go", append(append([]string{"build", "-o", bin}, kind.flags...), "./testdata/inlineprog")...)
+			flags := slices.Clone(kind.flags)
+			if i := slices.Index(flags, "OVERLAY"); i >= 0 {
+				flags[i] = overlayWithout(t, "//go:noinline\nfunc sumNI")
+			}
+			build := exec.Command("go", append(append([]string{"build", "-o", bin}, flags...), "./testdata/inlineprog")...)
 			build.Dir = ".."
 			if out, err := build.CombinedOutput(); err != nil {
 				t.Fatalf("build: %v\n%s", err, out)
@@ -115,6 +129,35 @@ func TestInliningByBuildKind(t *testing.T) {
 			}
 		})
 	}
+}
+
+// overlayWithout writes an -overlay file replacing testdata/inlineprog's
+// main.go by a copy with cut's first line (the directive) taken out.
+func overlayWithout(t *testing.T, cut string) string {
+	t.Helper()
+	orig, err := filepath.Abs("../testdata/inlineprog/main.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile(orig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	_, rest, _ := strings.Cut(cut, "\n")
+	edited := strings.Replace(string(src), cut, "// directive dropped\n"+rest, 1)
+	if edited == string(src) {
+		t.Fatalf("%q is not in %s", cut, orig)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(edited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	overlay := filepath.Join(dir, "overlay.json")
+	js := fmt.Sprintf(`{"Replace":{%q:%q}}`, orig, filepath.Join(dir, "main.go"))
+	if err := os.WriteFile(overlay, []byte(js), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return overlay
 }
 
 func merge(a, b map[string]string) map[string]string {

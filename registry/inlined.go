@@ -31,9 +31,18 @@ func notInlined(im *unwind.Image, f unwind.Func, name string) error {
 		return nil
 	}
 	noinline := sync.OnceValue(func() bool { return im.NoInline(f.Entry) })
+	// Whatever proves it, a copy the inline trees record refutes it: a
+	// source other than what was compiled (-overlay, a stale file), DWARF
+	// left out for a package (-dwarf=false).
+	accept := func() error {
+		if into, err := im.InlinedCopies(f.Entry); err == nil && len(into) > 0 {
+			return inlinedInto(into)
+		}
+		return nil
+	}
 	if !im.InlineIndexed() && noinline() {
 		// Proof without reading DWARF, which costs the first Set most.
-		return nil
+		return accept()
 	}
 	calls, pgo := leavesCode(im, f)
 	if calls {
@@ -50,15 +59,18 @@ func notInlined(im *unwind.Image, f unwind.Func, name string) error {
 	switch {
 	case errors.Is(err, unwind.ErrNoInlineProof):
 		if noinline() {
-			return nil
+			return accept()
 		}
 		return because(ErrInlined, "cannot prove %s was not inlined: this binary has no DWARF (go test strips it); mark it //go:noinline (Set reads the directive from its source), build with -gcflags=all=-l, or keep DWARF (go build, go test -c)", name)
 	case err != nil:
 		return because(ErrInlined, "cannot tell whether it was inlined: %v", err)
 	case !inlined:
 		why := callableElsewhere(name)
+		if why == "" && dwarfOff(im) {
+			why = "the binary was built with -dwarf=false for some packages, and DWARF's silence proves nothing there"
+		}
 		if why == "" || noinline() || calls {
-			return nil
+			return accept()
 		}
 		if pgo != "" {
 			why += "; " + pgo
@@ -68,6 +80,14 @@ func notInlined(im *unwind.Image, f unwind.Func, name string) error {
 		return because(ErrInlined, "into callers the binary does not name (the inlined body left no code of its own); mark it //go:noinline or build with -gcflags=all=-l")
 	}
 	return inlinedInto(into)
+}
+
+// dwarfOff reports whether the build settings turn DWARF off for some
+// package (-gcflags=...-dwarf=false): its functions are then missing from
+// DWARF, which looks like "never inlined".
+func dwarfOff(im *unwind.Image) bool {
+	v, ok := im.BuildSetting("-gcflags")
+	return !ok && !im.BuildSettings() || strings.Contains(v, "dwarf=false")
 }
 
 // allNoInline reports whether the build settings say every package was

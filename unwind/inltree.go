@@ -61,10 +61,27 @@ func (im *Image) readTrees() (x *treeIndex, err error) {
 			x, err = nil, fmt.Errorf("unwind: %w: truncated", ErrNoInlineTrees)
 		}
 	}()
-	gofunc, err := im.gofunc()
+	candidates, err := im.gofunc()
 	if err != nil {
 		return nil, fmt.Errorf("unwind: %w: %v", ErrNoInlineTrees, err)
 	}
+	// A word of moduledata other than epclntab may hold the same address:
+	// the first candidate whose trees pass the checks is gofunc.
+	for _, gofunc := range candidates {
+		if x, err = im.readTreesAt(gofunc); err == nil {
+			return x, nil
+		}
+	}
+	return nil, err
+}
+
+// readTreesAt reads every function's tree with gofunc's bytes at gofunc.
+func (im *Image) readTreesAt(gofunc []byte) (x *treeIndex, err error) {
+	defer func() {
+		if recover() != nil {
+			x, err = nil, fmt.Errorf("unwind: %w: a tree runs past its section", ErrNoInlineTrees)
+		}
+	}()
 	t := im.pcln
 	byOff := map[uint32][]int32{}
 	checked := 0
@@ -157,9 +174,9 @@ func (t *pclntab) nameAt(off uint32) string {
 	return string(b)
 }
 
-// gofunc returns the bytes from moduledata.gofunc to the end of the
-// read-only data holding it.
-func (im *Image) gofunc() ([]byte, error) {
+// gofunc returns the candidates for the bytes from moduledata.gofunc to
+// the end of the read-only data holding it.
+func (im *Image) gofunc() ([][]byte, error) {
 	var tab *elf.Section
 	for _, name := range pclntabSections {
 		if tab = im.file.Section(name); tab != nil {
@@ -174,6 +191,7 @@ func (im *Image) gofunc() ([]byte, error) {
 		bias = uint64(im.Bias)
 	}
 	start, end := tab.Addr+bias, tab.Addr+tab.Size+bias
+	var candidates [][]byte
 	// runtime.firstmoduledata: in .go.module since Go 1.26, in .noptrdata
 	// before.
 	for _, name := range []string{".go.module", ".noptrdata"} {
@@ -204,12 +222,19 @@ func (im *Image) gofunc() ([]byte, error) {
 				// ..., rodata, gofunc, epclntab.
 				gofunc := word(i + 8*(k-1))
 				if s := im.roSection(gofunc - bias); s != nil {
-					return im.sectionFrom(s, gofunc-bias)
+					b, err := im.sectionFrom(s, gofunc-bias)
+					if err != nil {
+						return nil, err
+					}
+					candidates = append(candidates, b)
 				}
 			}
 		}
 	}
-	return nil, errors.New("no moduledata refers to the table")
+	if len(candidates) == 0 {
+		return nil, errors.New("no moduledata refers to the table")
+	}
+	return candidates, nil
 }
 
 // roSection returns the allocated, non-writable, non-executable section

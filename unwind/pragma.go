@@ -3,6 +3,8 @@ package unwind
 import (
 	"bytes"
 	"os"
+	"path"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -38,7 +40,7 @@ func (im *Image) noInline(pc uintptr, built time.Time) bool {
 		return false
 	}
 	file, ok := im.pcln.file(i)
-	if !ok || !strings.HasPrefix(file, "/") || !strings.HasSuffix(file, ".go") {
+	if !ok || !strings.HasPrefix(file, "/") || !strings.HasSuffix(file, ".go") || ignoredName(path.Base(file)) {
 		return false
 	}
 	f := im.pcln.fn(i)
@@ -56,6 +58,28 @@ func (im *Image) noInline(pc uintptr, built time.Time) bool {
 	start, ok := c.line(line)
 	return ok && !remapped(c.src[:start]) && noinlineAt(c.src, start, d)
 }
+
+// ignoredName reports whether the go command leaves a file of this name
+// out of a linux/amd64 build: a leading _ or ., or another system's or
+// architecture's suffix. A //line directive may point at such a file.
+func ignoredName(base string) bool {
+	if strings.HasPrefix(base, "_") || strings.HasPrefix(base, ".") {
+		return true
+	}
+	parts := strings.Split(strings.TrimSuffix(strings.TrimSuffix(base, ".go"), "_test"), "_")
+	for _, p := range parts[1:] {
+		if p != runtime.GOOS && p != runtime.GOARCH && slices.Contains(knownOSArch, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// knownOSArch are the GOOS and GOARCH values a file name's suffix may name
+// (go/build's lists).
+var knownOSArch = strings.Fields(`aix android darwin dragonfly freebsd hurd illumos ios js linux nacl netbsd
+	openbsd plan9 solaris wasip1 windows zos 386 amd64 amd64p32 arm armbe arm64 arm64be loong64 mips
+	mipsle mips64 mips64le mips64p32 mips64p32le ppc ppc64 ppc64le riscv riscv64 s390 s390x sparc sparc64 wasm`)
 
 // remapped reports whether a file's text before a declaration holds a
 // //line directive, which makes the positions the binary records name

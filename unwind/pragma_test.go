@@ -117,6 +117,19 @@ func TestNoinlineAt(t *testing.T) {
 	}
 }
 
+func TestIgnoredName(t *testing.T) {
+	for name, want := range map[string]bool{
+		"main.go": false, "x_linux.go": false, "x_amd64.go": false, "x_linux_amd64.go": false,
+		"x_test.go": false, "x_linux_test.go": false, "sys_unix.go": false, "my_thing.go": false,
+		"_tmpl.go": true, ".hidden.go": true, "tmpl_windows.go": true, "x_arm64.go": true,
+		"x_linux_arm64.go": true, "x_darwin_test.go": true, "windows.go": false,
+	} {
+		if got := ignoredName(name); got != want {
+			t.Errorf("ignoredName(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
+
 // TestRemapped: a //line directive or a build constraint before the
 // declaration makes the file no witness (a review's finding: a //line
 // directive pointing at a template with the directive).
