@@ -1,8 +1,6 @@
 package unwind
 
 import (
-	"debug/dwarf"
-	"errors"
 	"reflect"
 	"slices"
 	"testing"
@@ -22,7 +20,11 @@ func TestInlinedCopiesAgreeWithDWARF(t *testing.T) {
 	if err != nil {
 		t.Skipf("no DWARF: %v", err)
 	}
-	inlined := dwarfInlinedNames(t, d)
+	oracle, err := dwarfInlines(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inlined := func(name string) bool { return oracle.abstract[name] || len(oracle.into[name]) > 0 }
 	x, err := func() (*treeIndex, error) {
 		im.treesOnce.Do(func() { im.trees, im.treesErr = im.readTrees() })
 		return im.trees, im.treesErr
@@ -34,7 +36,7 @@ func TestInlinedCopiesAgreeWithDWARF(t *testing.T) {
 		t.Fatalf("only %d functions inlined anywhere", len(x.into))
 	}
 	for name, into := range x.into {
-		if !inlined[name] {
+		if !inlined(name) {
 			t.Errorf("the trees say %s was inlined (into %d functions), DWARF does not", name, len(into))
 		}
 	}
@@ -46,7 +48,7 @@ func TestInlinedCopiesAgreeWithDWARF(t *testing.T) {
 	if into, err := im.InlinedCopies(reflect.ValueOf(noinlineVictim).Pointer()); err != nil || len(into) != 0 {
 		t.Errorf("InlinedCopies(noinlineVictim) = %v, %v; want none", into, err)
 	}
-	t.Logf("%d functions inlined somewhere by the trees, %d names inlined by DWARF", len(x.into), len(inlined))
+	t.Logf("%d functions inlined somewhere by the trees, %d abstract subprograms in DWARF", len(x.into), len(oracle.abstract))
 }
 
 // TestInlineTreesFailClosed: a misplaced gofunc fails the check against
@@ -83,41 +85,4 @@ func TestInlineTreesFailClosed(t *testing.T) {
 		return
 	}
 	t.Fatal("no function has an inline tree")
-}
-
-func dwarfInlinedNames(t *testing.T, d *dwarf.Data) map[string]bool {
-	t.Helper()
-	names := map[dwarf.Offset]string{}
-	var origins []dwarf.Offset
-	out := map[string]bool{}
-	r := d.Reader()
-	for {
-		e, err := r.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if e == nil {
-			break
-		}
-		switch e.Tag {
-		case dwarf.TagSubprogram:
-			if n, ok := e.Val(dwarf.AttrName).(string); ok {
-				names[e.Offset] = n
-				if _, ok := e.Val(dwarf.AttrInline).(int64); ok {
-					out[n] = true
-				}
-			}
-		case dwarf.TagInlinedSubroutine:
-			if o, ok := e.Val(dwarf.AttrAbstractOrigin).(dwarf.Offset); ok {
-				origins = append(origins, o)
-			}
-		}
-	}
-	for _, o := range origins {
-		out[names[o]] = true
-	}
-	if len(out) == 0 {
-		t.Fatal(errors.New("DWARF names no inlined function"))
-	}
-	return out
 }
