@@ -132,7 +132,7 @@ func decodeAll(f Func, isMorestack func(uintptr) bool) (*prologue, error) {
 	// decoding's time in a later first Set.
 	p := &prologue{fn: f, insts: make([]inst, 0, len(code)/3+1), restart: -1, isMorestack: isMorestack}
 	for off := 0; off < len(code); {
-		in, err := decode(code[off:])
+		in, err := decodeKnown(code[off:])
 		// x86asm reports a truncated or lone-prefix instruction as a
 		// one-byte Inst with no opcode and no error.
 		if err == nil && (in.Len == 0 || in.Op == 0) {

@@ -2,6 +2,8 @@ package dispatch
 
 import (
 	"fmt"
+	"math/bits"
+	"sync"
 
 	"golang.org/x/arch/x86/x86asm"
 )
@@ -30,6 +32,71 @@ func decode(b []byte) (in x86asm.Inst, err error) {
 		return x86asm.Inst{}, fmt.Errorf("%w: VEX 0F 77 form % x other than vzeroupper (x86asm misreads its length)", ErrUnpatchable, head(b, 3))
 	}
 	return decoder(b, 64)
+}
+
+// known remembers the instructions decodeKnown has decoded, by their
+// bytes. x86asm finds an opcode by a linear search of its tables, close to
+// a microsecond an instruction, and every first Set decodes its whole
+// function; compiled Go repeats most encodings (spills, prologues,
+// epilogues), so a later Set finds most of its instructions here.
+var known struct {
+	sync.Mutex
+	lens [256]uint16 // bit n: an instruction of n bytes starting with this byte is known
+	inst map[string]x86asm.Inst
+}
+
+// maxKnown bounds known (an entry is about 250 bytes).
+const maxKnown = 4096
+
+// decodeKnown is decode through known, for an instruction with more than
+// maxInstLen bytes after its start (b); near the end of the code the
+// decoder sees fewer, and decodeAll checks stability itself. With that
+// many bytes x86asm's one read past an instruction is a peek at what
+// would be its ModRM byte, to tell a memory operand from a register (a
+// byte it then takes is part of the instruction). An instruction is
+// remembered only when a decode with that byte turned the other way
+// agrees, so its bytes decode the same wherever they stand.
+func decodeKnown(b []byte) (x86asm.Inst, error) {
+	if len(b) <= maxInstLen {
+		return decode(b)
+	}
+	known.Lock()
+	for m := known.lens[b[0]]; m != 0; m &= m - 1 {
+		if in, ok := known.inst[string(b[:bits.TrailingZeros16(m)])]; ok {
+			known.Unlock()
+			return in, nil
+		}
+	}
+	known.Unlock()
+	in, err := decode(b)
+	if err != nil || in.Len == 0 || in.Op == 0 || in.Len > maxInstLen {
+		return in, err
+	}
+	var other [maxInstLen + 1]byte
+	copy(other[:], b)
+	if other[in.Len] = 0xFF; b[in.Len]>>6 == 3 {
+		other[in.Len] = 0x00
+	}
+	if again, err := decode(other[:]); err != nil || again != in {
+		return in, nil
+	}
+	known.Lock()
+	if known.inst == nil {
+		known.inst = map[string]x86asm.Inst{}
+	}
+	if len(known.inst) < maxKnown {
+		known.inst[string(b[:in.Len])] = in
+		known.lens[b[0]] |= 1 << in.Len
+	}
+	known.Unlock()
+	return in, nil
+}
+
+// forget empties known: tests that replace decoder call it.
+func forget() {
+	known.Lock()
+	known.inst, known.lens = nil, [256]uint16{}
+	known.Unlock()
 }
 
 // vzeroupper is C5 F8 77 (VEX.128.0F.WIG 77). x86asm reads a ModRM byte

@@ -22,8 +22,7 @@ import (
 // inputs) makes the function unpatchable instead of crashing the program,
 // in the planner, the verifier and the trampoline planner alike.
 func TestDecoderPanicRefuses(t *testing.T) {
-	defer func() { decoder = x86asm.Decode }()
-	decoder = func([]byte, int) (x86asm.Inst, error) { panic("index out of range [3] with length 3") }
+	useDecoder(t, func([]byte, int) (x86asm.Inst, error) { panic("index out of range [3] with length 3") })
 
 	b := []byte{0x49, 0x3b, 0x66, 0x10, 0x76, 0x20, 0x55, 0x48, 0x89, 0xe5, 0xc3}
 	if _, err := decode(b); !errors.Is(err, ErrUnpatchable) {
@@ -38,12 +37,12 @@ func TestDecoderPanicRefuses(t *testing.T) {
 		t.Fatalf("PlanTrampoline: %v, want ErrUnpatchable", err)
 	}
 
-	decoder = x86asm.Decode
+	useDecoder(t, x86asm.Decode)
 	p, err := pl.Plan(f, SiteMode)
 	if err != nil {
 		t.Fatalf("Plan with the real decoder: %v", err)
 	}
-	decoder = func([]byte, int) (x86asm.Inst, error) { panic("boom") }
+	useDecoder(t, func([]byte, int) (x86asm.Inst, error) { panic("boom") })
 	if err := Verify(f, p); err == nil {
 		t.Fatal("Verify accepted a patch it could not decode")
 	}
@@ -222,4 +221,136 @@ func TestDecodeAllAgreesWithObjdump(t *testing.T) {
 		t.Fatalf("checked %d functions with %d ADCX/ADOX; want many, and some", checked, opaque)
 	}
 	t.Logf("%d functions of %s with vzeroupper or ADCX/ADOX decode as objdump reads them (%d ADCX/ADOX measured by adxLen)", checked, path, opaque)
+}
+
+// useDecoder makes d the decoder until the test ends, with nothing known.
+func useDecoder(t *testing.T, d func([]byte, int) (x86asm.Inst, error)) {
+	t.Helper()
+	forget()
+	decoder = d
+	t.Cleanup(func() {
+		decoder = x86asm.Decode
+		forget()
+	})
+}
+
+// TestDecodeKnown: decodeKnown answers what decode does, remembers an
+// instruction only with more than 15 bytes from its start, and never
+// one whose decoding looked at the byte after it.
+func TestDecodeKnown(t *testing.T) {
+	tail := strings.Repeat("cc", 16)
+	for _, tc := range []struct {
+		name, code string
+		remember   bool
+	}{
+		{"mov [rsp+8],rax (spill)", "4889442408" + tail, true},
+		{"cmp rsp,[r14+0x10] (stack check)", "493b6610" + tail, true},
+		{"call rel32", "e8a1b2c3d4" + tail, true},
+		{"vzeroupper", "c5f877" + tail, true},
+		{"endbr64", "f30f1efa" + tail, true},
+		{"mov [rsp+8],rax, 15 bytes left", "4889442408" + strings.Repeat("cc", 10), false},
+	} {
+		useDecoder(t, x86asm.Decode)
+		b, err := hex.DecodeString(tc.code)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := decode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 2 {
+			got, err := decodeKnown(b)
+			if err != nil || got != want {
+				t.Errorf("%s: decodeKnown #%d = %v, %v; decode %v", tc.name, i+1, got, err, want)
+			}
+		}
+		_, remembered := known.inst[string(b[:want.Len])]
+		if remembered != tc.remember {
+			t.Errorf("%s: remembered %v, want %v", tc.name, remembered, tc.remember)
+		}
+	}
+
+	// A decoder whose answer for 0F 77 depends on the byte after it (a
+	// register or memory operand): neither answer may stand for the other.
+	peek := func(b []byte, mode int) (x86asm.Inst, error) {
+		if len(b) > 2 && b[0] == 0x0F && b[1] == 0x77 {
+			if b[2]>>6 == 3 {
+				return x86asm.Inst{Op: x86asm.EMMS, Len: 2, Mode: 64}, nil
+			}
+			return x86asm.Inst{Op: x86asm.NOP, Len: 2, Mode: 64}, nil
+		}
+		return x86asm.Decode(b, mode)
+	}
+	useDecoder(t, peek)
+	reg := append([]byte{0x0F, 0x77, 0xC3}, make([]byte, 16)...)
+	mem := append([]byte{0x0F, 0x77, 0x03}, make([]byte, 16)...)
+	for _, b := range [][]byte{reg, mem, reg, mem} {
+		want, _ := peek(b, 64)
+		if got, err := decodeKnown(b); err != nil || got != want {
+			t.Errorf("% x: decodeKnown = %v, %v; want %v", b[:3], got, err, want)
+		}
+	}
+	if len(known.inst) != 0 {
+		t.Errorf("remembered an instruction that depends on the byte after it: %v", known.inst)
+	}
+}
+
+// TestDecodeKnownAgreesOverBinaries decodes every function of the test
+// binary, and every seventh of the toolchain's compile, linearly twice:
+// with decode alone and through known, which must agree on every
+// instruction (the oracle is x86asm itself, without the memory).
+func TestDecodeKnownAgreesOverBinaries(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths := []string{self}
+	if testing.Short() {
+		paths = paths[:1]
+	} else if tools, err := exec.Command("go", "env", "GOTOOLDIR").Output(); err == nil {
+		paths = append(paths, filepath.Join(strings.TrimSpace(string(tools)), "compile"))
+	}
+	useDecoder(t, x86asm.Decode)
+	for k, path := range paths {
+		f, err := elf.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := f.Section(".text")
+		data, err := text.Data()
+		if err != nil {
+			t.Fatal(err)
+		}
+		syms, err := f.Symbols()
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		every := 1 + 6*k
+		insts, hits := 0, 0
+		for i, s := range syms {
+			if i%every != 0 || elf.ST_TYPE(s.Info) != elf.STT_FUNC || s.Size == 0 || s.Value < text.Addr || s.Value+s.Size > text.Addr+text.Size {
+				continue
+			}
+			code := data[s.Value-text.Addr : s.Value-text.Addr+s.Size]
+			for off := 0; off+maxInstLen < len(code); {
+				want, err := decode(code[off:])
+				if err != nil || want.Len == 0 {
+					break
+				}
+				_, wasKnown := known.inst[string(code[off:off+want.Len])]
+				got, err := decodeKnown(code[off:])
+				if err != nil || got != want {
+					t.Fatalf("%s %s+%#x: decodeKnown = %v, %v; decode %v", filepath.Base(path), s.Name, off, got, err, want)
+				}
+				insts++
+				if wasKnown {
+					hits++
+				}
+				off += want.Len
+			}
+		}
+		t.Logf("%s: %d instructions, %.0f%% known when met, %d remembered", filepath.Base(path), insts, 100*float64(hits)/float64(max(insts, 1)), len(known.inst))
+	}
 }
