@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 
 	"golang.org/x/arch/x86/x86asm"
 )
@@ -130,7 +131,7 @@ func decodeAll(f Func, isMorestack func(uintptr) bool) (*prologue, error) {
 	// Sized for short instructions (Go averages about 4 bytes): growing
 	// the slice, and a map of offsets it replaced, were a quarter of the
 	// decoding's time in a later first Set.
-	p := &prologue{fn: f, insts: make([]inst, 0, len(code)/3+1), restart: -1, isMorestack: isMorestack}
+	p := &prologue{fn: f, insts: instBuf(len(code)/3 + 1), restart: -1, isMorestack: isMorestack}
 	for off := 0; off < len(code); {
 		in, err := decodeKnown(code[off:])
 		// x86asm reports a truncated or lone-prefix instruction as a
@@ -160,6 +161,32 @@ func decodeAll(f Func, isMorestack func(uintptr) bool) (*prologue, error) {
 
 func head(b []byte, n int) []byte { return b[:min(n, len(b))] }
 
+// instBufs recycles decodeAll's instruction lists through release: a
+// later first Set otherwise takes fresh heap pages for one, and their page
+// faults cost more than the decoding.
+var instBufs = sync.Pool{New: func() any { return new([]inst) }}
+
+// instBuf returns an empty list with room for n instructions.
+func instBuf(n int) []inst {
+	b := instBufs.Get().(*[]inst)
+	if cap(*b) < n {
+		*b = make([]inst, 0, n)
+	}
+	insts := (*b)[:0]
+	*b = nil
+	instBufs.Put(b)
+	return insts
+}
+
+// release gives p's instruction list back for another decodeAll; p must
+// not be used after, nor anything holding its instructions.
+func (p *prologue) release() {
+	b := instBufs.Get().(*[]inst)
+	*b = p.insts[:0]
+	instBufs.Put(b)
+	p.insts = nil
+}
+
 // at returns the index of the instruction starting at offset off, or false
 // when off is no instruction boundary.
 func (p *prologue) at(off int) (int, bool) {
@@ -176,6 +203,15 @@ const maxInstLen = 15
 // instruction the decoder reads differently with other trailing bytes
 // (x86asm does, for some truncated VEX forms) cannot be trusted.
 func stable(b []byte, in x86asm.Inst) bool {
+	// A known instruction decodes the same before any bytes (decodeKnown).
+	if k, ok := lookupKnown(b); ok && k.Len == len(b) {
+		return k == in
+	}
+	return stableFills(b, in)
+}
+
+// stableFills is stable by decoding b before three fills.
+func stableFills(b []byte, in x86asm.Inst) bool {
 	var arr [2 * maxInstLen]byte
 	for _, fill := range []byte{0x00, 0xCC, 0xFF} {
 		buf := arr[:copy(arr[:], b)+maxInstLen]

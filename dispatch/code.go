@@ -188,8 +188,9 @@ func (Process) Reserve(addr uintptr) (unsafe.Pointer, error) {
 		return nil, fmt.Errorf("mmap %#x: got %p", addr, mem)
 	}
 	page := unsafe.Slice((*byte)(mem), pageSize)
-	for i := range page {
-		page[i] = 0xCC
+	page[0] = 0xCC
+	for n := 1; n < len(page); n *= 2 {
+		copy(page[n:], page[:n])
 	}
 	return mem, nil
 }

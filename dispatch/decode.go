@@ -1,8 +1,9 @@
 package dispatch
 
 import (
+	"encoding/binary"
 	"fmt"
-	"math/bits"
+	"slices"
 	"sync"
 
 	"golang.org/x/arch/x86/x86asm"
@@ -35,18 +36,98 @@ func decode(b []byte) (in x86asm.Inst, err error) {
 }
 
 // known remembers the instructions decodeKnown has decoded, by their
-// bytes. x86asm finds an opcode by a linear search of its tables, close to
-// a microsecond an instruction, and every first Set decodes its whole
-// function; compiled Go repeats most encodings (spills, prologues,
-// epilogues), so a later Set finds most of its instructions here.
+// bytes with any PC-relative field (a branch's rel, a RIP-relative
+// displacement) left out: x86asm reads that field as a number and decides
+// nothing by it. x86asm finds an opcode by a linear search of its tables,
+// close to a microsecond an instruction, and every first Set decodes its
+// whole function; compiled Go repeats most encodings (spills, prologues,
+// calls, epilogues), so a later Set finds most of its instructions here.
 var known struct {
 	sync.Mutex
-	lens [256]uint16 // bit n: an instruction of n bytes starting with this byte is known
-	inst map[string]x86asm.Inst
+	shapes [256][]shape // per first byte, the shapes of known instructions
+	inst   map[knownKey]knownInst
 }
 
-// maxKnown bounds known (an entry is about 250 bytes).
-const maxKnown = 4096
+// shape is a known instruction's length and where its PC-relative field
+// lies (relLen 0: none).
+type shape struct{ n, relOff, relLen uint8 }
+
+// knownKey is an instruction's shape and bytes, its PC-relative field
+// zeroed: the shape tells MOV [RBX],0 from LEA of a zero displacement.
+type knownKey struct {
+	b  [maxInstLen]byte
+	sh shape
+}
+
+// knownInst is x86asm's decoding, and which of its Args holds the
+// PC-relative field (-1: none).
+type knownInst struct {
+	in  x86asm.Inst
+	arg int8
+}
+
+// maxKnown bounds known (an entry is about 200 bytes), and maxShapes the
+// shapes tried for one first byte.
+const (
+	maxKnown  = 4096
+	maxShapes = 32
+)
+
+func (sh shape) key(b []byte) knownKey {
+	k := knownKey{sh: sh}
+	copy(k.b[:sh.n], b)
+	clear(k.b[sh.relOff : sh.relOff+sh.relLen])
+	return k
+}
+
+// at is the decoding of b, an instruction of this shape: the known one with
+// b's PC-relative field put in.
+func (e knownInst) at(sh shape, b []byte) x86asm.Inst {
+	in := e.in
+	if e.arg < 0 {
+		return in
+	}
+	var v int64
+	switch f := b[sh.relOff : sh.relOff+sh.relLen]; sh.relLen {
+	case 1:
+		v = int64(int8(f[0]))
+	case 2:
+		v = int64(int16(binary.LittleEndian.Uint16(f)))
+	default:
+		v = int64(int32(binary.LittleEndian.Uint32(f)))
+	}
+	switch a := in.Args[e.arg].(type) {
+	case x86asm.Rel:
+		in.Args[e.arg] = x86asm.Rel(v)
+	case x86asm.Mem:
+		a.Disp = v
+		in.Args[e.arg] = a
+	}
+	return in
+}
+
+// pcRelative returns in's shape, and the Args index of its PC-relative
+// field when it has one x86asm places (a Rel, or a RIP-based Mem).
+func pcRelative(in x86asm.Inst) (shape, int8) {
+	sh := shape{n: uint8(in.Len)}
+	if in.PCRel != 1 && in.PCRel != 2 && in.PCRel != 4 || in.PCRelOff <= 0 || in.PCRelOff+in.PCRel > in.Len {
+		return sh, -1
+	}
+	for i, a := range in.Args {
+		switch a := a.(type) {
+		case x86asm.Rel:
+		case x86asm.Mem:
+			if a.Base != x86asm.RIP {
+				continue
+			}
+		default:
+			continue
+		}
+		sh.relOff, sh.relLen = uint8(in.PCRelOff), uint8(in.PCRel)
+		return sh, int8(i)
+	}
+	return sh, -1
+}
 
 // decodeKnown is decode through known, for an instruction with more than
 // maxInstLen bytes after its start (b); near the end of the code the
@@ -60,14 +141,9 @@ func decodeKnown(b []byte) (x86asm.Inst, error) {
 	if len(b) <= maxInstLen {
 		return decode(b)
 	}
-	known.Lock()
-	for m := known.lens[b[0]]; m != 0; m &= m - 1 {
-		if in, ok := known.inst[string(b[:bits.TrailingZeros16(m)])]; ok {
-			known.Unlock()
-			return in, nil
-		}
+	if in, ok := lookupKnown(b); ok {
+		return in, nil
 	}
-	known.Unlock()
 	in, err := decode(b)
 	if err != nil || in.Len == 0 || in.Op == 0 || in.Len > maxInstLen {
 		return in, err
@@ -80,22 +156,46 @@ func decodeKnown(b []byte) (x86asm.Inst, error) {
 	if again, err := decode(other[:]); err != nil || again != in {
 		return in, nil
 	}
+	sh, arg := pcRelative(in)
 	known.Lock()
+	defer known.Unlock()
 	if known.inst == nil {
-		known.inst = map[string]x86asm.Inst{}
+		known.inst = make(map[knownKey]knownInst, 256)
 	}
-	if len(known.inst) < maxKnown {
-		known.inst[string(b[:in.Len])] = in
-		known.lens[b[0]] |= 1 << in.Len
+	shapes := &known.shapes[b[0]]
+	if len(known.inst) >= maxKnown || !slices.Contains(*shapes, sh) && len(*shapes) >= maxShapes {
+		return in, nil
 	}
-	known.Unlock()
+	if !slices.Contains(*shapes, sh) {
+		*shapes = append(*shapes, sh)
+	}
+	known.inst[sh.key(b)] = knownInst{in: in, arg: arg}
 	return in, nil
+}
+
+// lookupKnown returns the known instruction b starts with, if b holds all
+// of one.
+func lookupKnown(b []byte) (x86asm.Inst, bool) {
+	if len(b) == 0 {
+		return x86asm.Inst{}, false
+	}
+	known.Lock()
+	defer known.Unlock()
+	for _, sh := range known.shapes[b[0]] {
+		if int(sh.n) > len(b) {
+			continue
+		}
+		if e, ok := known.inst[sh.key(b)]; ok {
+			return e.at(sh, b), true
+		}
+	}
+	return x86asm.Inst{}, false
 }
 
 // forget empties known: tests that replace decoder call it.
 func forget() {
 	known.Lock()
-	known.inst, known.lens = nil, [256]uint16{}
+	known.inst, known.shapes = nil, [256][]shape{}
 	known.Unlock()
 }
 

@@ -97,6 +97,8 @@ func (pl *Planner) Plan(f Func, mode Mode) (*Patch, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Candidates copy what they keep of the instructions.
+	defer pro.release()
 	cands, err := pro.candidates(mode, f.Entry)
 	if err != nil {
 		// No other tactic keeps the boundaries: eviction may.

@@ -85,13 +85,30 @@ var knownOSArch = strings.Fields(`aix android darwin dragonfly freebsd hurd illu
 // //line directive, which makes the positions the binary records name
 // other text, or a build constraint: a file excluded from the build (a
 // template a //line directive points at) must not speak for the code.
+// The compiler reads //line at the start of a line and /*line anywhere
+// (here even in a string, which only costs the proof). One pass visits
+// each slash: a search per directive was the larger part of a later
+// first Set.
 func remapped(before []byte) bool {
-	for _, d := range [][]byte{[]byte("//line "), []byte("/*line "), []byte("//go:build"), []byte("// +build")} {
-		if bytes.HasPrefix(before, d) || bytes.Contains(before, append([]byte("\n"), d...)) {
+	for i := 0; ; i++ {
+		j := bytes.IndexByte(before[i:], '/')
+		if j < 0 {
+			return false
+		}
+		i += j
+		rest := before[i:]
+		if bytes.HasPrefix(rest, []byte("/*line ")) {
 			return true
 		}
+		if i > 0 && before[i-1] != '\n' {
+			continue
+		}
+		for _, d := range []string{"//line ", "//go:build", "// +build"} {
+			if bytes.HasPrefix(rest, []byte(d)) {
+				return true
+			}
+		}
 	}
-	return false
 }
 
 // sourceText is the last source file NoInline read. Its buffer is reused
@@ -116,37 +133,33 @@ const sourceChunk = 16 << 10
 // sourceFile reads file into im.src, far enough to hold line whole, if it
 // is a regular Go source file no newer than built. im.srcMu is held.
 func (im *Image) sourceFile(file string, built time.Time, line int) (*sourceText, bool) {
-	st, err := os.Stat(file)
-	if err != nil || !st.Mode().IsRegular() || st.Size() > maxSource || st.ModTime().After(built) {
+	f, err := openSrc(file)
+	if err != nil {
+		return nil, false
+	}
+	defer f.close()
+	if !f.reg || f.size > maxSource || f.mod.After(built) {
 		return nil, false
 	}
 	c := &im.src
-	if c.path == file && c.size == st.Size() && c.mod.Equal(st.ModTime()) {
+	if c.path == file && c.size == f.size && c.mod.Equal(f.mod) {
 		c.asked++
 	} else {
-		*c = sourceText{src: c.src[:0], lines: c.lines[:0], path: file, size: st.Size(), mod: st.ModTime(), asked: 1}
+		*c = sourceText{src: c.src[:0], lines: c.lines[:0], path: file, size: f.size, mod: f.mod, asked: 1}
 	}
 	want := line
 	if c.asked > 1 {
 		want = int(c.size) + 1 // all of it, for the index
 	}
-	if int64(len(c.src)) < c.size && c.nl < want {
-		fd, err := os.Open(file)
-		if err != nil {
+	for int64(len(c.src)) < c.size && c.nl < want {
+		n := int(min(int64(sourceChunk), c.size-int64(len(c.src))))
+		at := len(c.src)
+		c.src = slices.Grow(c.src, n)[:at+n]
+		if err := f.readAt(c.src[at:], int64(at)); err != nil {
 			c.path = ""
 			return nil, false
 		}
-		defer fd.Close()
-		for int64(len(c.src)) < c.size && c.nl < want {
-			n := int(min(int64(sourceChunk), c.size-int64(len(c.src))))
-			at := len(c.src)
-			c.src = slices.Grow(c.src, n)[:at+n]
-			if _, err := fd.ReadAt(c.src[at:], int64(at)); err != nil {
-				c.path = ""
-				return nil, false
-			}
-			c.nl += bytes.Count(c.src[at:], []byte{'\n'})
-		}
+		c.nl += bytes.Count(c.src[at:], []byte{'\n'})
 	}
 	return c, true
 }

@@ -141,10 +141,15 @@ func TestRemapped(t *testing.T) {
 		{"package p\n\n", false},
 		{"// Package p does //line things.\npackage p\n", false},
 		{"package p\n\n//line /tmp/x.go:11\n", true},
-		{"package p\n/*line x.go:3:1*/\n", true},
+		// Split: this file's own text must not hold the directive.
+		{"package p\n/*" + "line x.go:3:1*/\n", true},
 		{"//go:build ignore\n\npackage main\n", true},
 		{"// +build ignore\n\npackage main\n", true},
 		{"//line x.go:1\npackage p\n", true},
+		{"package p\n\nvar x = 1 /*" + "line x.go:3:1*/\n", true},
+		{"package p\n\nvar x = 1 //line x.go:3\n", false},
+		{"package p\n\nvar s = \"a/b\" // go:build\n/", false},
+		{"/", false},
 	} {
 		if got := remapped([]byte(tc.before)); got != tc.want {
 			t.Errorf("remapped(%q) = %v, want %v", tc.before, got, tc.want)
