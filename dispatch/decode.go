@@ -44,8 +44,13 @@ func decode(b []byte) (in x86asm.Inst, err error) {
 // calls, epilogues), so a later Set finds most of its instructions here.
 var known struct {
 	sync.Mutex
-	shapes [256][]shape // per first byte, the shapes of known instructions
-	inst   map[knownKey]knownInst
+	// The shapes of known instructions: by first byte for one-byte
+	// instructions and those whose PC-relative field starts at byte 1
+	// (call, jmp, jcc rel8), by first two bytes for the rest, so that a
+	// lookup tries a few.
+	short [256][]shape
+	long  map[[2]byte][]shape
+	inst  map[knownKey]*knownInst
 }
 
 // shape is a known instruction's length and where its PC-relative field
@@ -67,7 +72,7 @@ type knownInst struct {
 }
 
 // maxKnown bounds known (an entry is about 200 bytes), and maxShapes the
-// shapes tried for one first byte.
+// shapes tried for one first byte or pair.
 const (
 	maxKnown  = 4096
 	maxShapes = 32
@@ -82,7 +87,7 @@ func (sh shape) key(b []byte) knownKey {
 
 // at is the decoding of b, an instruction of this shape: the known one with
 // b's PC-relative field put in.
-func (e knownInst) at(sh shape, b []byte) x86asm.Inst {
+func (e *knownInst) at(sh shape, b []byte) x86asm.Inst {
 	in := e.in
 	if e.arg < 0 {
 		return in
@@ -129,22 +134,23 @@ func pcRelative(in x86asm.Inst) (shape, int8) {
 	return sh, -1
 }
 
-// decodeKnown is decode through known, for an instruction with more than
-// maxInstLen bytes after its start (b); near the end of the code the
-// decoder sees fewer, and decodeAll checks stability itself. With that
-// many bytes x86asm's one read past an instruction is a peek at what
-// would be its ModRM byte, to tell a memory operand from a register (a
-// byte it then takes is part of the instruction). An instruction is
-// remembered only when a decode with that byte turned the other way
-// agrees, so its bytes decode the same wherever they stand.
+// decodeKnown is decode through known. With more than maxInstLen bytes
+// from an instruction's start, x86asm's one read past the instruction is
+// a peek at what would be its ModRM byte, to tell a memory operand from a
+// register (a byte it then takes is part of the instruction). An
+// instruction decoded that way is remembered only when a decode with that
+// byte turned the other way agrees, so its bytes decode the same wherever
+// they stand, and wherever the byte after it is there to peek at: near the
+// end of the code, a known instruction is taken when a byte follows it,
+// and any other is decoded (decodeAll checks those for stability).
 func decodeKnown(b []byte) (x86asm.Inst, error) {
-	if len(b) <= maxInstLen {
-		return decode(b)
-	}
-	if in, ok := lookupKnown(b); ok {
+	if in, ok := lookupKnown(b); ok && in.Len < len(b) {
 		return in, nil
 	}
 	in, err := decode(b)
+	if len(b) <= maxInstLen {
+		return in, err
+	}
 	if err != nil || in.Len == 0 || in.Op == 0 || in.Len > maxInstLen {
 		return in, err
 	}
@@ -160,16 +166,26 @@ func decodeKnown(b []byte) (x86asm.Inst, error) {
 	known.Lock()
 	defer known.Unlock()
 	if known.inst == nil {
-		known.inst = make(map[knownKey]knownInst, 256)
+		known.inst, known.long = make(map[knownKey]*knownInst, 256), map[[2]byte][]shape{}
 	}
-	shapes := &known.shapes[b[0]]
-	if len(known.inst) >= maxKnown || !slices.Contains(*shapes, sh) && len(*shapes) >= maxShapes {
+	var shapes []shape
+	if sh.n == 1 || sh.relOff == 1 {
+		shapes = known.short[b[0]]
+	} else {
+		shapes = known.long[[2]byte(b)]
+	}
+	if len(known.inst) >= maxKnown || !slices.Contains(shapes, sh) && len(shapes) >= maxShapes {
 		return in, nil
 	}
-	if !slices.Contains(*shapes, sh) {
-		*shapes = append(*shapes, sh)
+	if !slices.Contains(shapes, sh) {
+		shapes = append(shapes, sh)
+		if sh.n == 1 || sh.relOff == 1 {
+			known.short[b[0]] = shapes
+		} else {
+			known.long[[2]byte(b)] = shapes
+		}
 	}
-	known.inst[sh.key(b)] = knownInst{in: in, arg: arg}
+	known.inst[sh.key(b)] = &knownInst{in: in, arg: arg}
 	return in, nil
 }
 
@@ -181,21 +197,33 @@ func lookupKnown(b []byte) (x86asm.Inst, bool) {
 	}
 	known.Lock()
 	defer known.Unlock()
-	for _, sh := range known.shapes[b[0]] {
-		if int(sh.n) > len(b) {
-			continue
-		}
-		if e, ok := known.inst[sh.key(b)]; ok {
-			return e.at(sh, b), true
+	sh, e := findKnown(known.short[b[0]], b)
+	if e == nil && len(b) >= 2 {
+		sh, e = findKnown(known.long[[2]byte(b)], b)
+	}
+	if e == nil {
+		return x86asm.Inst{}, false
+	}
+	return e.at(sh, b), true
+}
+
+// findKnown returns the known instruction of one of these shapes that b
+// starts with. known is locked.
+func findKnown(shapes []shape, b []byte) (shape, *knownInst) {
+	for _, sh := range shapes {
+		if int(sh.n) <= len(b) {
+			if e := known.inst[sh.key(b)]; e != nil {
+				return sh, e
+			}
 		}
 	}
-	return x86asm.Inst{}, false
+	return shape{}, nil
 }
 
 // forget empties known: tests that replace decoder call it.
 func forget() {
 	known.Lock()
-	known.inst, known.shapes = nil, [256][]shape{}
+	known.inst, known.short, known.long = nil, [256][]shape{}, nil
 	known.Unlock()
 }
 

@@ -236,14 +236,8 @@ func useDecoder(t *testing.T, d func([]byte, int) (x86asm.Inst, error)) {
 
 // isKnown reports whether known holds the instruction at the start of b.
 func isKnown(b []byte) bool {
-	known.Lock()
-	defer known.Unlock()
-	for _, sh := range known.shapes[b[0]] {
-		if _, ok := known.inst[sh.key(b)]; ok {
-			return true
-		}
-	}
-	return false
+	_, ok := lookupKnown(b)
+	return ok
 }
 
 // TestDecodeKnown: decodeKnown answers what decode does, remembers an
@@ -308,6 +302,22 @@ func TestDecodeKnown(t *testing.T) {
 	b, _ := hex.DecodeString("4889442408" + strings.Repeat("cc", 10))
 	if _, err := decodeKnown(b); err != nil || isKnown(b) {
 		t.Errorf("% x: %v, known %v with 15 bytes", b, err, isKnown(b))
+	}
+	// Near the end, a known instruction is taken with a byte after it,
+	// and decoded without one: a decoder that peeks there would fail.
+	var decodes int
+	useDecoder(t, func(b []byte, mode int) (x86asm.Inst, error) { decodes++; return x86asm.Decode(b, mode) })
+	b, _ = hex.DecodeString("4889442408" + tail)
+	decodeKnown(b)
+	for _, tc := range []struct {
+		code    string
+		decodes int
+	}{{"4889442408c3", 0}, {"4889442408", 1}} {
+		b, _ := hex.DecodeString(tc.code)
+		decodes = 0
+		if got, err := decodeKnown(b); err != nil || got.Len != 5 || decodes != tc.decodes {
+			t.Errorf("% x: decodeKnown = %v, %v after %d decodes, want %d", b, got, err, decodes, tc.decodes)
+		}
 	}
 
 	// A decoder whose answer for 0F 77 depends on the byte after it (a
@@ -377,13 +387,19 @@ func TestDecodeKnownAgreesOverBinaries(t *testing.T) {
 			for off := 0; off < len(code); {
 				want, err := decode(code[off:])
 				if err != nil || want.Len == 0 {
+					if got, err := decodeKnown(code[off:]); err == nil && got.Len > 0 && off+maxInstLen >= len(code) {
+						t.Fatalf("%s %s+%#x: decodeKnown = %v where decode fails", filepath.Base(path), s.Name, off, got)
+					}
 					break
 				}
 				if off+maxInstLen >= len(code) {
-					// The tail: stable may answer from known.
+					// The tail: decodeKnown and stable may answer from known.
 					b := code[off : off+want.Len]
 					if got, fills := stable(b, want), stableFills(b, want); got != fills {
 						t.Fatalf("%s %s+%#x: stable %v, by fills %v", filepath.Base(path), s.Name, off, got, fills)
+					}
+					if got, err := decodeKnown(code[off:]); err != nil || got != want {
+						t.Fatalf("%s %s+%#x: decodeKnown = %v, %v near the end; decode %v", filepath.Base(path), s.Name, off, got, err, want)
 					}
 					tails++
 					off += want.Len
