@@ -81,6 +81,14 @@ type relay struct {
 	// third of a later first Set); a search that finds nothing with it
 	// reads the address space again.
 	seen []Range
+	// merged is busy's last answer, from a copy of the view it read and
+	// the first pages pages: a later first Set otherwise sorted the whole
+	// view again for its new page.
+	merged struct {
+		view  []Range
+		pages int
+		out   []Range
+	}
 }
 
 // siteAlign is the alignment sites get when the pins leave the low bits
@@ -292,6 +300,15 @@ func (r *relay) busy() ([]Range, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the address space: %w", err)
 	}
+	m := &r.merged
+	if m.out != nil && slices.Equal(m.view, b) {
+		// Pages are mapped where the view and the pages before found room.
+		for _, p := range r.pages[m.pages:] {
+			m.out = insertRange(m.out, Range{p.addr, p.addr + pageSize})
+		}
+		m.pages = len(r.pages)
+		return slices.Clone(m.out), nil
+	}
 	all := []Range{{0, minAddr}, {maxAddr, ^uintptr(0)}}
 	for _, x := range b {
 		all = append(all, Range{x.Start &^ (pageSize - 1), alignUp(x.End, pageSize)})
@@ -316,6 +333,7 @@ func (r *relay) busy() ([]Range, error) {
 			out = append(out, x)
 		}
 	}
+	m.view, m.pages, m.out = slices.Clone(b), len(r.pages), slices.Clone(out)
 	return out, nil
 }
 

@@ -4,6 +4,7 @@ package dispatch
 
 import (
 	"math"
+	"slices"
 	"testing"
 )
 
@@ -133,5 +134,42 @@ func TestNewPageRemembersTheAddressSpace(t *testing.T) {
 	}
 	if space.reads != 3 {
 		t.Fatalf("%d reads, want 3", space.reads)
+	}
+}
+
+// TestBusyRemembersItsMerge: busy answers from its last merge plus the
+// pages mapped since, as a merge from scratch does, and merges again when
+// the view it read has changed.
+func TestBusyRemembersItsMerge(t *testing.T) {
+	space := &Simulated{Taken: []Range{{0x400000, 0x3000000}, {0x7f0000000000, 0x7f0000100000}}}
+	r := relay{space: space}
+	pins := Pins{Mask: 0xff000000, Value: 0x76000000}
+	fromScratch := func() []Range {
+		saved := r.merged
+		r.merged.out = nil
+		out, err := r.busy()
+		r.merged = saved
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	for i := range 5 {
+		if _, _, err := r.fresh(0x401005+uintptr(i)*0x5000, pins, 9); err != nil {
+			t.Fatal(err)
+		}
+		got, err := r.busy()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := fromScratch(); !slices.Equal(got, want) {
+			t.Fatalf("after %d pages: busy %#x, merged from scratch %#x", i+1, got, want)
+		}
+	}
+	// The view changes in place: same length, other contents.
+	r.seen[1] = Range{0x7e0000000000, 0x7e0000100000}
+	got, _ := r.busy()
+	if want := fromScratch(); !slices.Equal(got, want) {
+		t.Fatalf("after the view changed: busy %#x, merged from scratch %#x", got, want)
 	}
 }
