@@ -14,7 +14,7 @@ import (
 // measured: the first Set in the process, which reads what it needs of the
 // binary, and later first Sets of other functions.
 type FirstSetRun struct {
-	DWARF bool `json:"dwarf"` // the binary keeps DWARF (else built -gcflags=all=-l -ldflags=-s -w)
+	DWARF bool `json:"dwarf"` // the binary keeps DWARF
 	Funcs int  `json:"funcs"` // functions in the binary's table (Go and C)
 	// The first Set in the process: CPU (user+system, every thread, GC
 	// included), wall time, resident memory growth, and bytes allocated.
@@ -37,13 +37,26 @@ type FirstSetRun struct {
 // and its dependencies.
 const firstSetBase = 4_000
 
+// A FirstSetBuild is how the first-Set program is built.
+type FirstSetBuild string
+
+const (
+	// BuildDWARF is go build: DWARF, inlining.
+	BuildDWARF FirstSetBuild = "dwarf"
+	// BuildStripped is go build -ldflags=-s -w: no DWARF, as go test
+	// links; Set proves "not inlined" from //go:noinline in the source.
+	BuildStripped FirstSetBuild = "stripped"
+	// BuildNoInline is -gcflags=all=-l -ldflags=-s -w: nothing inlined,
+	// Switchboard, x86asm and the runtime included.
+	BuildNoInline FirstSetBuild = "stripped-l"
+)
+
 // BuildFirstSetProgram writes a program of about n functions in all
 // (spread over packages, with inlining within and across them, methods
-// and closures), and builds it in dir against the Switchboard module at
-// module: with DWARF (go build), or without it and without inlining
-// (-gcflags=all=-l -ldflags=-s -w), the build in which Set can prove
-// "not inlined" without DWARF. It returns the binary.
-func BuildFirstSetProgram(dir, module string, n int, dwarf bool) (string, error) {
+// and closures; the functions Set patches are marked //go:noinline), and
+// builds it in dir against the Switchboard module at module, the way
+// build says. It returns the binary.
+func BuildFirstSetProgram(dir, module string, n int, build FirstSetBuild) (string, error) {
 	files := map[string][]byte{}
 	// Each step of a package adds five functions to the table: a
 	// function, two methods, a function and its closure.
@@ -66,8 +79,14 @@ func BuildFirstSetProgram(dir, module string, n int, dwarf bool) (string, error)
 	}
 	bin := filepath.Join(dir, "firstset")
 	args := []string{"build", "-o", bin}
-	if !dwarf {
+	switch build {
+	case BuildDWARF:
+	case BuildStripped:
+		args = append(args, "-ldflags=-s -w")
+	case BuildNoInline:
 		args = append(args, "-gcflags=all=-l", "-ldflags=-s -w")
+	default:
+		return "", fmt.Errorf("unknown build %q", build)
 	}
 	cmd := exec.Command("go", append(args, ".")...)
 	cmd.Dir = dir

@@ -6,17 +6,18 @@ import (
 	"testing"
 )
 
-// BenchmarkFirstSet40000 builds a program of about 40,000 functions, with
-// DWARF and without it (-gcflags=all=-l -ldflags=-s -w), and runs it as a
-// child: ns/op is one run; the metrics are its first Set (CPU of every
-// thread, RSS growth, bytes allocated) and the median of its later first
-// Sets. SWITCHBOARD_FIRSTSET_PROFILE=prefix makes each child write CPU and
+// BenchmarkFirstSet40000 builds a program of about 40,000 functions three
+// ways (with DWARF; without, -ldflags=-s -w; without and without inlining,
+// -gcflags=all=-l too) and runs it as a child: ns/op is one run; the
+// metrics are its first Set (CPU of every thread, RSS growth, bytes
+// allocated) and the median of its later first Sets.
+// SWITCHBOARD_FIRSTSET_PROFILE=prefix makes each child write CPU and
 // allocation profiles of its first Set to prefix-dwarf.cpu, ....
 func BenchmarkFirstSet40000(b *testing.B) {
-	for _, dwarf := range []bool{true, false} {
-		name := map[bool]string{true: "dwarf", false: "nodwarf"}[dwarf]
+	for _, build := range []FirstSetBuild{BuildDWARF, BuildStripped, BuildNoInline} {
+		name := string(build)
 		b.Run(name, func(b *testing.B) {
-			bin := firstSetProgramFor(b, 40_000, dwarf)
+			bin := firstSetProgramFor(b, 40_000, build)
 			profile := os.Getenv("SWITCHBOARD_FIRSTSET_PROFILE")
 			if profile != "" {
 				profile += "-" + name
@@ -34,7 +35,7 @@ func BenchmarkFirstSet40000(b *testing.B) {
 	}
 }
 
-func firstSetProgramFor(tb testing.TB, n int, dwarf bool) string {
+func firstSetProgramFor(tb testing.TB, n int, build FirstSetBuild) string {
 	tb.Helper()
 	if testing.Short() {
 		tb.Skip("builds a generated program")
@@ -43,7 +44,7 @@ func firstSetProgramFor(tb testing.TB, n int, dwarf bool) string {
 	if err != nil {
 		tb.Skip(err)
 	}
-	bin, err := BuildFirstSetProgram(tb.TempDir(), module, n, dwarf)
+	bin, err := BuildFirstSetProgram(tb.TempDir(), module, n, build)
 	if err != nil {
 		tb.Fatal(err)
 	}

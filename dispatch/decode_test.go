@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -422,4 +423,53 @@ func TestDecodeKnownAgreesOverBinaries(t *testing.T) {
 			t.Errorf("%s: %d instructions, %d known", path, insts, hits)
 		}
 	}
+}
+
+// TestDecodeKnownAgreesOnMutations feeds decodeKnown real instructions of
+// the test binary with bytes changed at random (inside the instruction,
+// and the bytes after it), and short tails of them, and requires x86asm's
+// answer every time: a remembered instruction must never stand for bytes
+// x86asm reads otherwise.
+func TestDecodeKnownAgreesOnMutations(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := elf.Open(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	data, err := f.Section(".text").Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	useDecoder(t, x86asm.Decode)
+	rng := rand.New(rand.NewPCG(1, 2))
+	n := 200_000
+	if testing.Short() {
+		n = 20_000
+	}
+	var buf [2 * maxInstLen]byte
+	for i := range n {
+		if i%20_000 == 0 {
+			forget() // remember other instructions
+		}
+		at := rng.IntN(len(data) - len(buf))
+		copy(buf[:], data[at:])
+		// Change up to three bytes among the first 16.
+		for range rng.IntN(4) {
+			buf[rng.IntN(16)] = byte(rng.Uint32())
+		}
+		b := buf[:]
+		if i%4 == 0 {
+			b = buf[:1+rng.IntN(maxInstLen)] // a tail: the code ends here
+		}
+		want, werr := decode(b)
+		got, gerr := decodeKnown(b)
+		if (werr == nil) != (gerr == nil) || werr == nil && got != want {
+			t.Fatalf("% x: decodeKnown = %v, %v; decode %v, %v", b, got, gerr, want, werr)
+		}
+	}
+	t.Logf("%d remembered", len(known.inst))
 }
