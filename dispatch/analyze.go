@@ -179,7 +179,8 @@ func instBuf(n int) []inst {
 }
 
 // release gives p's instruction list back for another decodeAll; p must
-// not be used after, nor anything holding its instructions.
+// not be used after, nor any slice of its instructions: what outlives it
+// (candidates, evictions, errors) holds copies.
 func (p *prologue) release() {
 	b := instBufs.Get().(*[]inst)
 	*b = p.insts[:0]
@@ -203,7 +204,9 @@ const maxInstLen = 15
 // instruction the decoder reads differently with other trailing bytes
 // (x86asm does, for some truncated VEX forms) cannot be trusted.
 func stable(b []byte, in x86asm.Inst) bool {
-	// A known instruction decodes the same before any bytes (decodeKnown).
+	// A known instruction decodes the same before any byte after it, at
+	// least one (decodeKnown): the fills are such bytes. k == in compares
+	// every field, stricter than the fills' check.
 	if k, ok := lookupKnown(b); ok && k.Len == len(b) {
 		return k == in
 	}

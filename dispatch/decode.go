@@ -36,9 +36,12 @@ func decode(b []byte) (in x86asm.Inst, err error) {
 }
 
 // known remembers the instructions decodeKnown has decoded, by their
-// bytes with any PC-relative field (a branch's rel, a RIP-relative
-// displacement) left out: x86asm reads that field as a number and decides
-// nothing by it. x86asm finds an opcode by a linear search of its tables,
+// bytes with the PC-relative field x86asm places (PCRel, PCRelOff: a
+// branch's rel, a legacy-encoded RIP-relative displacement) left out:
+// x86asm reads that field as a number, decides nothing by it, and only an
+// immediate follows it. Forms x86asm gives no PCRel (VEX or EVEX operands
+// encoded RIP-relative, EIP-relative ones) are keyed by all their bytes.
+// x86asm finds an opcode by a linear search of its tables,
 // close to a microsecond an instruction, and every first Set decodes its
 // whole function; compiled Go repeats most encodings (spills, prologues,
 // calls, epilogues), so a later Set finds most of its instructions here.
@@ -86,7 +89,8 @@ func (sh shape) key(b []byte) knownKey {
 }
 
 // at is the decoding of b, an instruction of this shape: the known one with
-// b's PC-relative field put in.
+// b's PC-relative field put in, sign-extended and unscaled as x86asm
+// stores a Rel or a Disp.
 func (e *knownInst) at(sh shape, b []byte) x86asm.Inst {
 	in := e.in
 	if e.arg < 0 {
@@ -136,13 +140,17 @@ func pcRelative(in x86asm.Inst) (shape, int8) {
 
 // decodeKnown is decode through known. With more than maxInstLen bytes
 // from an instruction's start, x86asm's one read past the instruction is
-// a peek at what would be its ModRM byte, to tell a memory operand from a
-// register (a byte it then takes is part of the instruction). An
-// instruction decoded that way is remembered only when a decode with that
-// byte turned the other way agrees, so its bytes decode the same wherever
-// they stand, and wherever the byte after it is there to peek at: near the
-// end of the code, a known instruction is taken when a byte follows it,
-// and any other is decoded (decodeAll checks those for stability).
+// a peek at what would be its ModRM byte, whose mod field alone tells a
+// memory operand from a register (a byte it then takes is part of the
+// instruction); what else depends on length (C4, C5 and 62 read as VEX
+// or EVEX only with the bytes after them, the 15-byte cut) is met by any
+// byte string longer than the instruction, and decode's fixed patterns
+// (endbr64, vzeroupper, other VEX 0F 77) hold no PC-relative field. An
+// instruction decoded that way is remembered only when a decode with the
+// mod field after it turned the other way agrees, so its bytes decode the
+// same wherever they stand with a byte after them: near the end of the
+// code, a known instruction is taken when a byte follows it, and any
+// other is decoded (decodeAll checks those for stability).
 func decodeKnown(b []byte) (x86asm.Inst, error) {
 	if in, ok := lookupKnown(b); ok && in.Len < len(b) {
 		return in, nil

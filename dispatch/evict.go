@@ -66,7 +66,7 @@ func evictable(in inst) string {
 	case isRelBranch(in):
 		// Re-encoded with rel32 to the same target (relocate).
 		return ""
-	case in.PCRel != 0:
+	case in.PCRel != 0 || hiddenPCRelative(in.Inst):
 		return "PC-relative"
 	case in.Op == x86asm.RET:
 		if in.Len != 1 {

@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"slices"
 	"strings"
@@ -239,5 +240,35 @@ func TestEvictNilCheckNotABranchTarget(t *testing.T) {
 	}
 	if c, err := pro.fitEvict(SiteMode, fn.Entry, 0, []int{0}); err == nil {
 		t.Fatalf("evicts %v behind a nil check of %v although the jne at +11 lands on it", c.evs[0].in.Inst, c.evs[0].nilReg)
+	}
+}
+
+// TestEvictableRefusesPCRelative: an evicted instruction is copied into a
+// stub, so one whose operand is relative to where it stands is refused,
+// including the forms x86asm gives no PCRel (a VEX operand encoded
+// RIP-relative, an EIP-relative lea).
+func TestEvictableRefusesPCRelative(t *testing.T) {
+	for _, tc := range []struct {
+		name, code string
+		why        string
+	}{
+		{"mov rax,[rip+0x10]", "488b0510000000", "PC-relative"},
+		{"vmovsd xmm0,[rip+0x10]", "c5fb1005100000", "PC-relative"},
+		{"shlx rax,[rip+0x10],rax", "c4e2f9f70510000000", "PC-relative"},
+		{"lea rax,[eip+0x10]", "67488d0510000000", "PC-relative"},
+		{"mov rax,[rsp+0x10]", "488b442410", ""},
+		{"mov r14,fs:[-8]", "644c8b3425f8ffffff", ""},
+	} {
+		b, err := hex.DecodeString(tc.code + strings.Repeat("cc", 16))
+		if err != nil {
+			t.Fatal(err)
+		}
+		in, err := decode(b)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got := evictable(inst{Inst: in}); got != tc.why {
+			t.Errorf("%s: evictable = %q, want %q", tc.name, got, tc.why)
+		}
 	}
 }

@@ -268,7 +268,7 @@ func relocate(f Func, insts []inst, addr uintptr, checks []x86asm.Reg, fault uin
 				return nil, refuse(f, ReasonTrampoline, "RIP-relative operand out of reach of the trampoline")
 			}
 			putRel(code[start+in.PCRelOff:], r)
-		} else if in.PCRel != 0 {
+		} else if in.PCRel != 0 || hiddenPCRelative(in.Inst) {
 			return nil, refuse(f, ReasonTrampoline, fmt.Sprintf("cannot relocate the PC-relative instruction at +%d (%v)", in.off, in.Inst))
 		}
 	}
@@ -282,6 +282,21 @@ func relocate(f Func, insts []inst, addr uintptr, checks []x86asm.Reg, fault uin
 		putRel(code[len(code)-4:], r)
 	}
 	return code, nil
+}
+
+// hiddenPCRelative reports a memory operand that may be PC-relative
+// although x86asm does not say so (no RIP base, no PCRel): a VEX-encoded
+// RIP-relative operand, which x86asm reads as an absolute [disp32], and
+// an EIP-relative one (prefix 67). Copied elsewhere it would address
+// other memory. A moffs operand (an absolute address, no ModRM) looks the
+// same as the first and is refused with it; Go emits none.
+func hiddenPCRelative(in x86asm.Inst) bool {
+	for _, a := range in.Args {
+		if m, ok := a.(x86asm.Mem); ok && (m.Base == x86asm.EIP || m.Base == 0 && m.Index == 0 && m.Scale == 0 && m.Segment == 0) {
+			return true
+		}
+	}
+	return false
 }
 
 func isRIPRelative(in x86asm.Inst) bool {

@@ -92,6 +92,12 @@ var trampolineCases = []struct {
 		want: []string{"MOV R14, [Reg(0)-0x8]", "JMP entry+0x9"},
 	},
 	{name: "call first (synthetic)", entry: 0x401000, code: "e800000000c3", pad: 26, refused: true},
+	// x86asm reads a VEX operand encoded RIP-relative as an absolute
+	// [disp32], with no PCRel: a copy would load other memory.
+	{name: "VEX RIP-relative load first: vmovsd xmm0,[rip+0x10] (synthetic)", entry: 0x401000, code: "c5fb100510000000c3", pad: 23, refused: true},
+	{name: "VEX RIP-relative operand first: shlx rax,[rip+0x10],rax (synthetic)", entry: 0x401000, code: "c4e2f9f70510000000c3", pad: 22, refused: true},
+	{name: "EIP-relative lea first (synthetic)", entry: 0x401000, code: "67488d0510000000c3", pad: 23, refused: true},
+	{name: "moffs load first: mov rax,[abs64] (synthetic)", entry: 0x401000, code: "48a11000000000000000c3", pad: 21, refused: true},
 }
 
 // fakeNilFault stands in for switchboard.NilFaultPC.
