@@ -7,28 +7,36 @@ import (
 	"time"
 )
 
-// srcFile is a source file NoInline reads. It is opened with one path
-// lookup and read with pread: os.Stat then os.Open looked the path up
-// twice and offered the file to the poller, a third of a later first Set's
-// reading.
+// srcFile is a source file NoInline reads, with the syscall package: os
+// looked the path up twice for a stat and an open, and offered the file
+// to the poller.
 type srcFile struct {
 	fd   int
 	size int64
 	mod  time.Time
-	reg  bool // a regular file
+	reg  bool // a regular file, open (fd) when true
 }
 
+// openSrc opens path if it is a regular file. It is stat'ed first, and
+// opened non-blocking: opening a FIFO would block, and opening a device
+// may do something. The open file must be the file stat'ed.
 func openSrc(path string) (srcFile, error) {
-	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	var st, fst syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		return srcFile{}, err
+	}
+	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+		return srcFile{}, nil
+	}
+	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return srcFile{}, err
 	}
-	var st syscall.Stat_t
-	if err := syscall.Fstat(fd, &st); err != nil {
+	if err := syscall.Fstat(fd, &fst); err != nil || fst.Dev != st.Dev || fst.Ino != st.Ino || fst.Mode&syscall.S_IFMT != syscall.S_IFREG {
 		syscall.Close(fd)
 		return srcFile{}, err
 	}
-	return srcFile{fd: fd, size: st.Size, mod: time.Unix(st.Mtim.Unix()), reg: st.Mode&syscall.S_IFMT == syscall.S_IFREG}, nil
+	return srcFile{fd: fd, size: fst.Size, mod: time.Unix(fst.Mtim.Unix()), reg: true}, nil
 }
 
 // readAt fills b from off.
@@ -48,4 +56,8 @@ func (f srcFile) readAt(b []byte, off int64) error {
 	return nil
 }
 
-func (f srcFile) close() { syscall.Close(f.fd) }
+func (f srcFile) close() {
+	if f.reg {
+		syscall.Close(f.fd)
+	}
+}

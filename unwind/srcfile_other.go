@@ -17,16 +17,19 @@ type srcFile struct {
 }
 
 func openSrc(path string) (srcFile, error) {
+	if st, err := os.Stat(path); err != nil || !st.Mode().IsRegular() {
+		return srcFile{}, err
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return srcFile{}, err
 	}
 	st, err := f.Stat()
-	if err != nil {
+	if err != nil || !st.Mode().IsRegular() {
 		f.Close()
 		return srcFile{}, err
 	}
-	return srcFile{f: f, size: st.Size(), mod: st.ModTime(), reg: st.Mode().IsRegular()}, nil
+	return srcFile{f: f, size: st.Size(), mod: st.ModTime(), reg: true}, nil
 }
 
 func (f srcFile) readAt(b []byte, off int64) error {
@@ -37,4 +40,8 @@ func (f srcFile) readAt(b []byte, off int64) error {
 	return err
 }
 
-func (f srcFile) close() { f.f.Close() }
+func (f srcFile) close() {
+	if f.reg {
+		f.f.Close()
+	}
+}
