@@ -304,7 +304,7 @@ func (r *relay) busy() ([]Range, error) {
 	if m.out != nil && slices.Equal(m.view, b) {
 		// Pages are mapped where the view and the pages before found room.
 		for _, p := range r.pages[m.pages:] {
-			m.out = insertRange(m.out, Range{p.addr, p.addr + pageSize})
+			m.out = merged(insertRange(m.out, Range{p.addr, p.addr + pageSize}))
 		}
 		m.pages = len(r.pages)
 		return slices.Clone(m.out), nil
@@ -325,16 +325,26 @@ func (r *relay) busy() ([]Range, error) {
 		}
 		return 0
 	})
-	out := all[:1]
-	for _, x := range all[1:] {
+	out := merged(all)
+	m.view, m.pages, m.out = slices.Clone(b), len(r.pages), slices.Clone(out)
+	return out, nil
+}
+
+// merged joins the overlapping and touching ranges of a sorted list, in
+// place.
+func merged(rs []Range) []Range {
+	if len(rs) == 0 {
+		return rs
+	}
+	out := rs[:1]
+	for _, x := range rs[1:] {
 		if last := &out[len(out)-1]; x.Start <= last.End {
 			last.End = max(last.End, x.End)
 		} else {
 			out = append(out, x)
 		}
 	}
-	m.view, m.pages, m.out = slices.Clone(b), len(r.pages), slices.Clone(out)
-	return out, nil
+	return out
 }
 
 // insertRange adds one range to a sorted, merged list.

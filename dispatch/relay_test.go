@@ -154,8 +154,10 @@ func TestBusyRemembersItsMerge(t *testing.T) {
 		}
 		return out
 	}
-	for i := range 5 {
-		if _, _, err := r.fresh(0x401005+uintptr(i)*0x5000, pins, 9); err != nil {
+	// Far apart, then next to each other (merged with their neighbours,
+	// a review's finding).
+	for i, jmpEnd := range []uintptr{0x401005, 0x406005, 0x40b005, 0x40c005, 0x40c805, 0x40d005} {
+		if _, _, err := r.fresh(jmpEnd, pins, 9); err != nil {
 			t.Fatal(err)
 		}
 		got, err := r.busy()

@@ -86,7 +86,10 @@ var knownOSArch = strings.Fields(`aix android darwin dragonfly freebsd hurd illu
 // other text, or a build constraint: a file excluded from the build (a
 // template a //line directive points at) must not speak for the code.
 // The compiler reads //line at the start of a line and /*line anywhere
-// (here even in a string, which only costs the proof). One pass visits
+// (here even in a string, which only costs the proof); the go command
+// reads a constraint after spaces, tabs or a byte order mark, and +build
+// with or without spaces after the slashes. A // comment is taken as
+// either wherever only those stand before it on its line. One pass visits
 // each slash: a search per directive was the larger part of a later
 // first Set.
 func remapped(before []byte) bool {
@@ -100,15 +103,33 @@ func remapped(before []byte) bool {
 		if bytes.HasPrefix(rest, []byte("/*line ")) {
 			return true
 		}
-		if i > 0 && before[i-1] != '\n' {
+		if !bytes.HasPrefix(rest, []byte("//")) || !lineOpens(before[:i]) {
 			continue
 		}
-		for _, d := range []string{"//line ", "//go:build", "// +build"} {
-			if bytes.HasPrefix(rest, []byte(d)) {
-				return true
-			}
+		text := rest[2:]
+		if bytes.HasPrefix(text, []byte("line ")) || bytes.HasPrefix(text, []byte("go:build")) ||
+			bytes.HasPrefix(bytes.TrimLeft(text, " \t"), []byte("+build")) {
+			return true
+		}
+		i++ // past the second slash
+	}
+}
+
+// lineOpens reports whether only spaces, tabs and byte order marks stand
+// between the last newline of before and its end.
+func lineOpens(before []byte) bool {
+	l := before[bytes.LastIndexByte(before, '\n')+1:]
+	for len(l) > 0 {
+		switch {
+		case l[len(l)-1] == ' ' || l[len(l)-1] == '\t':
+			l = l[:len(l)-1]
+		case bytes.HasSuffix(l, []byte("\ufeff")):
+			l = l[:len(l)-3]
+		default:
+			return false
 		}
 	}
+	return true
 }
 
 // sourceText is the last source file NoInline read. Its buffer is reused

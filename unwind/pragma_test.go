@@ -150,6 +150,15 @@ func TestRemapped(t *testing.T) {
 		{"package p\n\nvar x = 1 //line x.go:3\n", false},
 		{"package p\n\nvar s = \"a/b\" // go:build\n/", false},
 		{"/", false},
+		// The go command reads these constraints too (go1.26.8 lists such
+		// files as ignored; a review's finding).
+		{"  //go:build ignore\n\npackage p\n", true},
+		{"\t// +build ignore\n\npackage p\n", true},
+		{"//+build ignore\n\npackage p\n", true},
+		{"\ufeff//go:build ignore\n\npackage p\n", true},
+		{"package p\n\nvar x = 1 // +build is a comment here\n", false},
+		{"package p\n\n// a//go:build in the middle\n", false},
+		{"package p\n\n// line 3 of a comment, not a directive\n", false},
 	} {
 		if got := remapped([]byte(tc.before)); got != tc.want {
 			t.Errorf("remapped(%q) = %v, want %v", tc.before, got, tc.want)

@@ -28,7 +28,10 @@ func openSrc(path string) (srcFile, error) {
 	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
 		return srcFile{}, nil
 	}
-	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)
+	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+	for err == syscall.EINTR { // FUSE and CIFS return it despite SA_RESTART
+		fd, err = syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+	}
 	if err != nil {
 		return srcFile{}, err
 	}
