@@ -214,10 +214,15 @@ func stable(b []byte, in x86asm.Inst) bool {
 }
 
 // stableFills is stable by decoding b before three fills.
+// A stable instruction is remembered (decodeKnown): the fills 00 and FF
+// turn the mod field after it both ways, and each decode has more than
+// maxInstLen bytes. Go's stack-growth tails spill and reload registers
+// with instructions that appear nowhere else.
 func stableFills(b []byte, in x86asm.Inst) bool {
-	var arr [2 * maxInstLen]byte
-	for _, fill := range []byte{0x00, 0xCC, 0xFF} {
-		buf := arr[:copy(arr[:], b)+maxInstLen]
+	var arr [2*maxInstLen + 1]byte
+	var first x86asm.Inst
+	for i, fill := range []byte{0x00, 0xCC, 0xFF} {
+		buf := arr[:copy(arr[:], b)+maxInstLen+1]
 		for i := len(b); i < len(buf); i++ {
 			buf[i] = fill
 		}
@@ -225,7 +230,14 @@ func stableFills(b []byte, in x86asm.Inst) bool {
 		if err != nil || again.Len != in.Len || again.Op != in.Op || again.Args != in.Args || again.Prefix != in.Prefix {
 			return false
 		}
+		switch {
+		case i == 0:
+			first = again
+		case again != first:
+			return true // stable as far as decodeAll asks, not remembered
+		}
 	}
+	remember(b, first)
 	return true
 }
 

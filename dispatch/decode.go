@@ -167,9 +167,16 @@ func decodeKnown(b []byte) (x86asm.Inst, error) {
 	if other[in.Len] = 0xFF; b[in.Len]>>6 == 3 {
 		other[in.Len] = 0x00
 	}
-	if again, err := decode(other[:]); err != nil || again != in {
-		return in, nil
+	if again, err := decode(other[:]); err == nil && again == in {
+		remember(b, in)
 	}
+	return in, nil
+}
+
+// remember adds in, decoded from b with more than maxInstLen bytes and
+// again with the mod field of the byte after it turned the other way, to
+// known.
+func remember(b []byte, in x86asm.Inst) {
 	sh, arg := pcRelative(in)
 	known.Lock()
 	defer known.Unlock()
@@ -183,7 +190,7 @@ func decodeKnown(b []byte) (x86asm.Inst, error) {
 		shapes = known.long[[2]byte(b)]
 	}
 	if len(known.inst) >= maxKnown || !slices.Contains(shapes, sh) && len(shapes) >= maxShapes {
-		return in, nil
+		return
 	}
 	if !slices.Contains(shapes, sh) {
 		shapes = append(shapes, sh)
@@ -194,7 +201,6 @@ func decodeKnown(b []byte) (x86asm.Inst, error) {
 		}
 	}
 	known.inst[sh.key(b)] = &knownInst{in: in, arg: arg}
-	return in, nil
 }
 
 // lookupKnown returns the known instruction b starts with, if b holds all

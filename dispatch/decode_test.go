@@ -304,6 +304,15 @@ func TestDecodeKnown(t *testing.T) {
 	if _, err := decodeKnown(b); err != nil || isKnown(b) {
 		t.Errorf("% x: %v, known %v with 15 bytes", b, err, isKnown(b))
 	}
+	// An instruction found stable near the end is remembered: the spills
+	// of a stack-growth tail appear nowhere else in a function.
+	useDecoder(t, x86asm.Decode)
+	spill, _ := hex.DecodeString("4889442408")
+	in, _ := decode(spill)
+	if !stable(spill, in) || !isKnown(append(spill, 0xCC)) {
+		t.Errorf("% x: stable, then known %v", spill, isKnown(append(spill, 0xCC)))
+	}
+
 	// Near the end, a known instruction is taken with a byte after it,
 	// and decoded without one: a decoder that peeks there would fail.
 	var decodes int
