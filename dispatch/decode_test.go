@@ -148,27 +148,14 @@ func TestDecodeAllAgreesWithObjdump(t *testing.T) {
 		t.Skip("no go command")
 	}
 	path := filepath.Join(strings.TrimSpace(string(root)), "bin", "go")
-	f, err := elf.Open(path)
+	funcs, err := elfFuncs(path)
 	if err != nil {
 		t.Skip(err)
 	}
-	defer f.Close()
-	text := f.Section(".text")
-	data, err := text.Data()
-	if err != nil {
-		t.Fatal(err)
-	}
-	syms, err := f.Symbols()
-	if err != nil {
-		t.Fatal(err)
-	}
 	odLine := regexp.MustCompile(`^\s*([0-9a-f]+):\t((?:[0-9a-f]{2} )+)\s*\t(.*)$`)
 	checked, opaque := 0, 0
-	for _, s := range syms {
-		if elf.ST_TYPE(s.Info) != elf.STT_FUNC || s.Size == 0 || s.Value < text.Addr || s.Value+s.Size > text.Addr+text.Size {
-			continue
-		}
-		code := data[s.Value-text.Addr : s.Value-text.Addr+s.Size]
+	for _, s := range funcs {
+		code := s.code
 		if !bytes.Contains(code, []byte(vzeroupper)) && !bytes.Contains(code, []byte{0x0f, 0x38, 0xf6}) {
 			continue
 		}
@@ -373,27 +360,17 @@ func TestDecodeKnownAgreesOverBinaries(t *testing.T) {
 	}
 	useDecoder(t, x86asm.Decode)
 	for k, path := range paths {
-		f, err := elf.Open(path)
+		funcs, err := elfFuncs(path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		text := f.Section(".text")
-		data, err := text.Data()
-		if err != nil {
-			t.Fatal(err)
-		}
-		syms, err := f.Symbols()
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.Close()
 		every := 1 + 6*k
 		insts, hits, tails := 0, 0, 0
-		for i, s := range syms {
-			if i%every != 0 || elf.ST_TYPE(s.Info) != elf.STT_FUNC || s.Size == 0 || s.Value < text.Addr || s.Value+s.Size > text.Addr+text.Size {
+		for i, s := range funcs {
+			if i%every != 0 {
 				continue
 			}
-			code := data[s.Value-text.Addr : s.Value-text.Addr+s.Size]
+			code := s.code
 			for off := 0; off < len(code); {
 				want, err := decode(code[off:])
 				if err != nil || want.Len == 0 {
@@ -444,14 +421,13 @@ func TestDecodeKnownAgreesOnMutations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := elf.Open(self)
+	funcs, err := elfFuncs(self)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	data, err := f.Section(".text").Data()
-	if err != nil {
-		t.Fatal(err)
+	var data []byte // the functions' code, end to end
+	for _, s := range funcs {
+		data = append(data, s.code...)
 	}
 	useDecoder(t, x86asm.Decode)
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -481,4 +457,39 @@ func TestDecodeKnownAgreesOnMutations(t *testing.T) {
 		}
 	}
 	t.Logf("%d remembered", len(known.inst))
+}
+
+// elfFunc is a function symbol of an ELF file and its code.
+type elfFunc struct {
+	elf.Symbol
+	code []byte
+}
+
+// elfFuncs returns the functions of the ELF file at path that lie in its
+// .text, with their code.
+func elfFuncs(path string) ([]elfFunc, error) {
+	f, err := elf.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	text := f.Section(".text")
+	if text == nil {
+		return nil, fmt.Errorf("%s: no .text", path)
+	}
+	data, err := text.Data()
+	if err != nil {
+		return nil, err
+	}
+	syms, err := f.Symbols()
+	if err != nil {
+		return nil, err
+	}
+	var out []elfFunc
+	for _, s := range syms {
+		if elf.ST_TYPE(s.Info) == elf.STT_FUNC && s.Size > 0 && s.Value >= text.Addr && s.Value+s.Size <= text.Addr+text.Size {
+			out = append(out, elfFunc{s, data[s.Value-text.Addr : s.Value-text.Addr+s.Size]})
+		}
+	}
+	return out, nil
 }
