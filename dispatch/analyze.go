@@ -213,11 +213,11 @@ func stable(b []byte, in x86asm.Inst) bool {
 	return stableFills(b, in)
 }
 
-// stableFills is stable by decoding b before three fills.
-// A stable instruction is remembered (decodeKnown): the fills 00 and FF
-// turn the mod field after it both ways, and each decode has more than
-// maxInstLen bytes. Go's stack-growth tails spill and reload registers
-// with instructions that appear nowhere else.
+// stableFills is stable by decoding b before three fills. One found
+// stable is remembered (decodeKnown): the fills 00 and FF turn the mod
+// field after it both ways, and each decode has more than maxInstLen
+// bytes; Go's stack-growth tails spill and reload registers with
+// instructions that appear nowhere else.
 func stableFills(b []byte, in x86asm.Inst) bool {
 	var arr [2*maxInstLen + 1]byte
 	var first x86asm.Inst

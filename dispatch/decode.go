@@ -41,10 +41,10 @@ func decode(b []byte) (in x86asm.Inst, err error) {
 // x86asm reads that field as a number, decides nothing by it, and only an
 // immediate follows it. Forms x86asm gives no PCRel (VEX or EVEX operands
 // encoded RIP-relative, EIP-relative ones) are keyed by all their bytes.
-// x86asm finds an opcode by a linear search of its tables,
-// close to a microsecond an instruction, and every first Set decodes its
-// whole function; compiled Go repeats most encodings (spills, prologues,
-// calls, epilogues), so a later Set finds most of its instructions here.
+// x86asm finds an opcode by a linear search of its tables, close to a
+// microsecond an instruction, and every first Set decodes its whole
+// function; compiled Go repeats most encodings (spills, prologues, calls,
+// epilogues), so a later Set finds most of its instructions here.
 var known struct {
 	sync.Mutex
 	// The shapes of known instructions: by first byte for one-byte
