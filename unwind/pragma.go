@@ -154,14 +154,11 @@ const sourceChunk = 16 << 10
 // sourceFile reads file into im.src, far enough to hold line whole, if it
 // is a regular Go source file no newer than built. im.srcMu is held.
 func (im *Image) sourceFile(file string, built time.Time, line int) (*sourceText, bool) {
-	f, err := openSrc(file)
-	if err != nil {
+	f, err := statSrc(file)
+	if err != nil || !f.reg || f.size > maxSource || f.mod.After(built) {
 		return nil, false
 	}
 	defer f.close()
-	if !f.reg || f.size > maxSource || f.mod.After(built) {
-		return nil, false
-	}
 	c := &im.src
 	if c.path == file && c.size == f.size && c.mod.Equal(f.mod) {
 		c.asked++
@@ -173,6 +170,10 @@ func (im *Image) sourceFile(file string, built time.Time, line int) (*sourceText
 		want = int(c.size) + 1 // all of it, for the index
 	}
 	for int64(len(c.src)) < c.size && c.nl < want {
+		if err := f.open(); err != nil {
+			c.path = ""
+			return nil, false
+		}
 		n := int(min(int64(sourceChunk), c.size-int64(len(c.src))))
 		at := len(c.src)
 		c.src = slices.Grow(c.src, n)[:at+n]

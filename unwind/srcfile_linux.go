@@ -7,43 +7,60 @@ import (
 	"time"
 )
 
-// srcFile is a source file NoInline reads, with the syscall package: os
-// looked the path up twice for a stat and an open, and offered the file
-// to the poller.
+// srcFile is a source file NoInline reads, with the syscall package (os
+// offered every file to the poller): stat'ed by statSrc, and opened only
+// when its text must be read.
 type srcFile struct {
-	fd   int
+	path string
+	st   syscall.Stat_t
+	fd   int // -1 until opened
 	size int64
 	mod  time.Time
-	reg  bool // a regular file, open (fd) when true
+	reg  bool // a regular file
 }
 
-// openSrc opens path if it is a regular file. It is stat'ed first, and
-// opened non-blocking: opening a FIFO would block, and opening a device
-// may do something. The open file must be the file stat'ed.
-func openSrc(path string) (srcFile, error) {
-	var st, fst syscall.Stat_t
-	if err := syscall.Stat(path, &st); err != nil {
-		return srcFile{}, err
+func statSrc(path string) (srcFile, error) {
+	f := srcFile{path: path, fd: -1}
+	if err := syscall.Stat(path, &f.st); err != nil {
+		return f, err
 	}
-	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
-		return srcFile{}, nil
+	f.size, f.mod = f.st.Size, time.Unix(f.st.Mtim.Unix())
+	f.reg = f.st.Mode&syscall.S_IFMT == syscall.S_IFREG
+	return f, nil
+}
+
+// open opens the regular file stat'ed, non-blocking: were the path a FIFO
+// by now, opening it would block, and opening a device may do something.
+// The file opened must be the one stat'ed, unchanged. Opening it again
+// does nothing.
+func (f *srcFile) open() error {
+	if f.fd >= 0 {
+		return nil
 	}
-	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+	if !f.reg {
+		return syscall.EINVAL
+	}
+	fd, err := syscall.Open(f.path, syscall.O_RDONLY|syscall.O_CLOEXEC|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	for err == syscall.EINTR { // FUSE and CIFS return it despite SA_RESTART
-		fd, err = syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+		fd, err = syscall.Open(f.path, syscall.O_RDONLY|syscall.O_CLOEXEC|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	}
 	if err != nil {
-		return srcFile{}, err
+		return err
 	}
-	if err := syscall.Fstat(fd, &fst); err != nil || fst.Dev != st.Dev || fst.Ino != st.Ino || fst.Mode&syscall.S_IFMT != syscall.S_IFREG {
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil || st.Dev != f.st.Dev || st.Ino != f.st.Ino || st.Size != f.st.Size || st.Mtim != f.st.Mtim {
 		syscall.Close(fd)
-		return srcFile{}, err
+		if err == nil {
+			err = syscall.ESTALE
+		}
+		return err
 	}
-	return srcFile{fd: fd, size: fst.Size, mod: time.Unix(fst.Mtim.Unix()), reg: true}, nil
+	f.fd = fd
+	return nil
 }
 
 // readAt fills b from off.
-func (f srcFile) readAt(b []byte, off int64) error {
+func (f *srcFile) readAt(b []byte, off int64) error {
 	for len(b) > 0 {
 		n, err := syscall.Pread(f.fd, b, off)
 		switch {
@@ -59,8 +76,9 @@ func (f srcFile) readAt(b []byte, off int64) error {
 	return nil
 }
 
-func (f srcFile) close() {
-	if f.reg {
+func (f *srcFile) close() {
+	if f.fd >= 0 {
 		syscall.Close(f.fd)
+		f.fd = -1
 	}
 }

@@ -44,3 +44,50 @@ func TestSourceFileOnlyRegular(t *testing.T) {
 		t.Fatalf("regular file: %v, %q", ok, c.src)
 	}
 }
+
+// TestSourceOpenIsTheFileStated: a source file is opened only as the
+// regular file stat'ed, unchanged: replaced by a FIFO since, it is
+// neither opened (that would block) nor read, and one rewritten since
+// is refused.
+func TestSourceOpenIsTheFileStated(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "p.go")
+	write := func(s string) {
+		if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("package p\n")
+	f, err := statSrc(path)
+	if err != nil || !f.reg {
+		t.Fatalf("statSrc: %v, regular %v", err, f.reg)
+	}
+	if err := f.open(); err != nil {
+		t.Fatalf("open of the file stat'ed: %v", err)
+	}
+	f.close()
+
+	f, _ = statSrc(path)
+	write("package p // longer now\n")
+	if err := f.open(); err == nil {
+		f.close()
+		t.Fatal("opened a file rewritten since it was stat'ed")
+	}
+
+	f, _ = statSrc(path)
+	os.Remove(path)
+	if err := syscall.Mkfifo(path, 0o644); err != nil {
+		t.Skip(err)
+	}
+	done := make(chan error)
+	go func() { done <- f.open() }()
+	select {
+	case err := <-done:
+		if err == nil {
+			f.close()
+			t.Fatal("opened a FIFO that replaced the file stat'ed")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("opening a FIFO that replaced the file stat'ed blocked")
+	}
+}
