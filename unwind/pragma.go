@@ -56,7 +56,7 @@ func (im *Image) noInline(pc uintptr, built time.Time) bool {
 		return false
 	}
 	start, ok := c.line(line)
-	return ok && !remapped(c.src[:start]) && noinlineAt(c.src, start, d)
+	return ok && !c.remappedBefore(start) && noinlineAt(c.src, start, d)
 }
 
 // ignoredName reports whether the go command leaves a file of this name
@@ -92,16 +92,20 @@ var knownOSArch = strings.Fields(`aix android darwin dragonfly freebsd hurd illu
 // either wherever only those stand before it on its line. One pass visits
 // each slash: a search per directive was the larger part of a later
 // first Set.
-func remapped(before []byte) bool {
-	for i := 0; ; i++ {
+func remapped(before []byte) bool { return firstRemap(before, 0) >= 0 }
+
+// firstRemap returns the offset of the first directive remapped looks for
+// in before[from:], or -1. from is a line's start.
+func firstRemap(before []byte, from int) int {
+	for i := from; ; i++ {
 		j := bytes.IndexByte(before[i:], '/')
 		if j < 0 {
-			return false
+			return -1
 		}
 		i += j
 		rest := before[i:]
 		if bytes.HasPrefix(rest, []byte("/*line ")) {
-			return true
+			return i
 		}
 		if !bytes.HasPrefix(rest, []byte("//")) || !lineOpens(before[:i]) {
 			continue
@@ -109,7 +113,7 @@ func remapped(before []byte) bool {
 		text := rest[2:]
 		if bytes.HasPrefix(text, []byte("line ")) || bytes.HasPrefix(text, []byte("go:build")) ||
 			bytes.HasPrefix(bytes.TrimLeft(text, " \t"), []byte("+build")) {
-			return true
+			return i
 		}
 		i++ // past the second slash
 	}
@@ -146,6 +150,29 @@ type sourceText struct {
 	nl    int     // newlines in src
 	lines []int32 // where each line starts; empty until asked twice
 	asked int
+	// remapAt is the offset of the first //line directive or build
+	// constraint (remapped) when remapFound, and src[:scanned] holds none
+	// otherwise: a batch asks about thousands of functions of one file,
+	// and scanning its text again for each made staging quadratic.
+	remapFound       bool
+	remapAt, scanned int
+}
+
+// remappedBefore is remapped(c.src[:start]), scanning each byte once
+// whatever order the questions come in. start is a line's start.
+func (c *sourceText) remappedBefore(start int) bool {
+	switch {
+	case c.remapFound:
+		return c.remapAt < start
+	case start <= c.scanned:
+		return false
+	}
+	if i := firstRemap(c.src[:start], c.scanned); i >= 0 {
+		c.remapFound, c.remapAt = true, i
+		return true
+	}
+	c.scanned = start
+	return false
 }
 
 // sourceChunk is how much of a source file is read at a time.

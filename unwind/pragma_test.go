@@ -3,6 +3,7 @@ package unwind
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"reflect"
 	"testing"
@@ -285,5 +286,34 @@ func TestSourceFileReadsWhatItNeeds(t *testing.T) {
 	}
 	if _, ok := im.sourceFile(file, time.Now().Add(-time.Hour), 1); ok {
 		t.Errorf("a file newer than the binary was read")
+	}
+}
+
+// TestRemappedBeforeRemembers: asked about line starts in any order,
+// remappedBefore answers what remapped does over the text before each,
+// with a directive early, late or nowhere in the file.
+func TestRemappedBeforeRemembers(t *testing.T) {
+	for _, at := range []int{-1, 3, 150, 399} {
+		var src []byte
+		var starts []int
+		for i := range 400 {
+			starts = append(starts, len(src))
+			switch {
+			case i == at:
+				src = append(src, "//line other.go:1\n"...)
+			case i%3 == 0:
+				src = append(src, "//go:noinline\n"...)
+			default:
+				src = append(src, fmt.Sprintf("func f%d() {} // a/b\n", i)...)
+			}
+		}
+		c := &sourceText{src: src}
+		rng := rand.New(rand.NewPCG(uint64(at+2), 7))
+		for range 2000 {
+			start := starts[rng.IntN(len(starts))]
+			if got, want := c.remappedBefore(start), remapped(src[:start]); got != want {
+				t.Fatalf("directive at line %d, asked at +%d: %v, remapped says %v", at, start, got, want)
+			}
+		}
 	}
 }
