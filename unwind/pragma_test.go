@@ -316,4 +316,16 @@ func TestRemappedBeforeRemembers(t *testing.T) {
 			}
 		}
 	}
+	// What was scanned is not scanned again: a directive written into
+	// text already found clean goes unseen.
+	src := []byte("package p\n\nfunc a() {}\n\nfunc b() {}\n")
+	c := &sourceText{src: src}
+	last := bytes.LastIndex(src, []byte("func b"))
+	if c.remappedBefore(last) {
+		t.Fatal("clean text found remapped")
+	}
+	copy(src, "//line x.go:1\n")
+	if c.remappedBefore(last) {
+		t.Fatal("the text before a line was scanned again")
+	}
 }
