@@ -81,8 +81,8 @@ var knownOSArch = strings.Fields(`aix android darwin dragonfly freebsd hurd illu
 	openbsd plan9 solaris wasip1 windows zos 386 amd64 amd64p32 arm armbe arm64 arm64be loong64 mips
 	mipsle mips64 mips64le mips64p32 mips64p32le ppc ppc64 ppc64le riscv riscv64 s390 s390x sparc sparc64 wasm`)
 
-// remapped reports whether a file's text before a declaration holds a
-// //line directive, which makes the positions the binary records name
+// firstRemap returns the offset in before[from:] (from a line's start) of
+// the first //line directive, which makes the positions the binary records name
 // other text, or a build constraint: a file excluded from the build (a
 // template a //line directive points at) must not speak for the code.
 // The compiler reads //line at the start of a line and /*line anywhere
@@ -91,11 +91,7 @@ var knownOSArch = strings.Fields(`aix android darwin dragonfly freebsd hurd illu
 // with or without spaces after the slashes. A // comment is taken as
 // either wherever only those stand before it on its line. One pass visits
 // each slash: a search per directive was the larger part of a later
-// first Set.
-func remapped(before []byte) bool { return firstRemap(before, 0) >= 0 }
-
-// firstRemap returns the offset of the first directive remapped looks for
-// in before[from:], or -1. from is a line's start.
+// first Set. -1: none.
 func firstRemap(before []byte, from int) int {
 	for i := from; ; i++ {
 		j := bytes.IndexByte(before[i:], '/')
@@ -151,14 +147,15 @@ type sourceText struct {
 	lines []int32 // where each line starts; empty until asked twice
 	asked int
 	// remapAt is the offset of the first //line directive or build
-	// constraint (remapped) when remapFound, and src[:scanned] holds none
+	// constraint (firstRemap) when remapFound, and src[:scanned] holds none
 	// otherwise: a batch asks about thousands of functions of one file,
 	// and scanning its text again for each made staging quadratic.
 	remapFound       bool
 	remapAt, scanned int
 }
 
-// remappedBefore is remapped(c.src[:start]), scanning each byte once
+// remappedBefore reports whether c.src[:start] holds a directive
+// firstRemap looks for, scanning each byte once
 // whatever order the questions come in. start is a line's start.
 func (c *sourceText) remappedBefore(start int) bool {
 	switch {
