@@ -10,6 +10,9 @@
 // SITE_ROUTE is where a site keeps its *Route: right after the site's
 // JMP R12 (41 FF E4), which the dispatcher returns to.
 #define SITE_ROUTE 3
+// SLOT_ROUTE is where a slot's *Route lies from its return address: in the
+// slot page's data page (SlotRouteOffset).
+#define SLOT_ROUTE const_SlotRouteOffset
 
 // The dispatcher's rules, shared by its two entries (site mode, call mode).
 // In:       R13 = *Route; 8(SP) = the patched function's return address
@@ -102,6 +105,28 @@ TEXT ·dispatcher(SB), NOSPLIT|NOFRAME, $0-0
 	PCALIGN	$64
 	MOVQ	0(SP), R12
 	MOVQ	SITE_ROUTE(R12), R13
+	FAST
+table:
+	MOVQ	Route_table(R13), R12
+	TESTQ	R12, R12
+	JEQ	original
+	JMP	(R12)
+original:
+	MOVQ	Route_original(R13), R12
+	RET
+
+// slotDispatcher is dispatcher for the slots of a slot page, which carry
+// no route in their code (written before their functions were known):
+//	[POPQ BP]; CALL slotDispatcher; JMP R12
+// In:       0(SP) = return address into the slot (its JMP R12), whose
+//           *Route lies SLOT_ROUTE past it, in the data page; 8(SP) as
+//           for dispatcher.
+// Out, clobbers and why: as dispatcher, whose rules it applies to the
+// route, and whose table checks it jumps into the same way.
+TEXT ·slotDispatcher(SB), NOSPLIT|NOFRAME, $0-0
+	PCALIGN	$64
+	MOVQ	0(SP), R12
+	MOVQ	SLOT_ROUTE(R12), R13
 	FAST
 table:
 	MOVQ	Route_table(R13), R12
@@ -322,6 +347,12 @@ TEXT ·fillCheckPCs(SB), NOSPLIT, $0-8
 // The ABI0 entry of dispatcher: a Go func value would name an ABI wrapper.
 TEXT ·dispatcherPC(SB), NOSPLIT, $0-8
 	LEAQ	·dispatcher(SB), AX
+	MOVQ	AX, ret+0(FP)
+	RET
+
+// func slotDispatcherPC() uintptr
+TEXT ·slotDispatcherPC(SB), NOSPLIT, $0-8
+	LEAQ	·slotDispatcher(SB), AX
 	MOVQ	AX, ret+0(FP)
 	RET
 

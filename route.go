@@ -218,6 +218,17 @@ func SetLabelOffset(off uintptr) { atomic.StoreUintptr(&labelOffset, off) }
 // relay site's call.
 func DispatcherPC() uintptr { return dispatcherPC() }
 
+// SlotDispatcherPC is the entry of the dispatcher that the slots of a slot
+// page call (see SlotRouteOffset).
+func SlotDispatcherPC() uintptr { return slotDispatcherPC() }
+
+// SlotRouteOffset is how far past the return address of a slot's call the
+// slot dispatcher reads the slot's *Route: at the same offset in the page
+// after the slot's, a data page. Slots are written with their page, before
+// their functions are known, and a patch that takes one stores its route
+// as data, writing no code.
+const SlotRouteOffset = 4096
+
 // CallDispatcherPC is the entry of the call-mode dispatcher, reached from a
 // relay stub that loads the route into R13.
 func CallDispatcherPC() uintptr { return callDispatcherPC() }

@@ -10,10 +10,12 @@ func dropDictionaryRBXPC() uintptr
 func dropDictionaryRBX()
 func cdispatcherPC() uintptr
 func dispatcherPC() uintptr
+func slotDispatcherPC() uintptr
 func callDispatcherPC() uintptr
 func nilFaultPC() uintptr
 func nilFault()
 func dispatcher()
+func slotDispatcher()
 func callDispatcher()
 
 // originalRet is the return address inside originalCall, after its call of

@@ -8,6 +8,7 @@ import "unsafe"
 // with ErrUnsupported, so nothing reaches these. The addresses are zero.
 
 func dispatcherPC() uintptr     { return 0 }
+func slotDispatcherPC() uintptr { return 0 }
 func callDispatcherPC() uintptr { return 0 }
 func cdispatcherPC() uintptr    { return 0 }
 func nilFaultPC() uintptr       { return 0 }

@@ -196,8 +196,11 @@ func InstallAll(ps []*Patch, routes []*switchboard.Route) error {
 		lo = hi
 	}
 	writeMu.Unlock()
-	if err := SyncCores(); err != nil {
-		return err
+	// Slots wrote no code: only routes, as data.
+	if len(evs) > 0 || slices.ContainsFunc(todo, func(it item) bool { return !it.p.slot }) {
+		if err := SyncCores(); err != nil {
+			return err
+		}
 	}
 	for _, it := range todo {
 		it.p.installed = true
@@ -216,6 +219,13 @@ type item struct {
 // page. The bytes were int3 and unreachable until now.
 func writeSites(items []item) error {
 	p0 := items[0].patch()
+	if p0.page.slots {
+		// Slots: routes only, and the page's first use makes it executable.
+		for _, it := range items {
+			it.p.storeRoute(it.r)
+		}
+		return execSlots(p0.page)
+	}
 	mem, err := openPage(p0.page)
 	if err != nil {
 		return err
@@ -224,9 +234,7 @@ func writeSites(items []item) error {
 	binary.LittleEndian.PutUint64(mem[8:], uint64(switchboard.CallDispatcherPC()))
 	for _, it := range items {
 		p := it.patch()
-		at := mem[p.Site-p.page.addr:]
-		copy(at, p.SiteCode)
-		binary.LittleEndian.PutUint64(at[p.RouteAt:], uint64(uintptr(unsafe.Pointer(it.r))))
+		copy(mem[p.Site-p.page.addr:], p.siteCode(it.r))
 	}
 	return closePage(p0.page, mem)
 }

@@ -171,20 +171,21 @@ func (Process) Busy() ([]Range, error) {
 	return out, sc.Err()
 }
 
-// Reserve maps one page at addr with MAP_FIXED_NOREPLACE and fills it with
-// int3. It stays read-write until writeSite writes its first site and
-// makes it read-execute: two mprotects fewer for each new page.
-func (Process) Reserve(addr uintptr) (unsafe.Pointer, error) {
+// Reserve maps size bytes at addr with MAP_FIXED_NOREPLACE and fills the
+// first page with int3. It stays read-write until its first site is
+// written and made read-execute: two mprotects fewer for each new page. A
+// slot page's data page, after it, stays read-write.
+func (Process) Reserve(addr uintptr, size int) (unsafe.Pointer, error) {
 	// The address is a hint to the kernel, never dereferenced as given.
 	hint := unsafe.Add(unsafe.Pointer(nil), addr)
-	mem, err := unix.MmapPtr(-1, 0, hint, pageSize, unix.PROT_READ|unix.PROT_WRITE,
+	mem, err := unix.MmapPtr(-1, 0, hint, uintptr(size), unix.PROT_READ|unix.PROT_WRITE,
 		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_FIXED_NOREPLACE)
 	if err != nil {
 		return nil, fmt.Errorf("mmap %#x: %w", addr, err)
 	}
 	if mem != hint {
 		// A kernel before 4.17 takes the flag as a plain hint.
-		_ = unix.MunmapPtr(mem, pageSize)
+		_ = unix.MunmapPtr(mem, uintptr(size))
 		return nil, fmt.Errorf("mmap %#x: got %p", addr, mem)
 	}
 	page := unsafe.Slice((*byte)(mem), pageSize)
@@ -197,10 +198,11 @@ func (Process) Reserve(addr uintptr) (unsafe.Pointer, error) {
 
 // Install writes the patch's relay site (or stub) with the pointer to
 // route in it, then serializes every core, so the site is complete
-// everywhere before any prologue leads to it. The site holds the pointer
-// outside the garbage collector's view: the caller keeps route reachable
-// for the life of the process. Installing twice is a no-op; sites are
-// never removed.
+// everywhere before any prologue leads to it. A slot (see slotCode) was
+// written before its page was ever executable: installing it stores the
+// route in the data page and writes no code. The pointer lies outside the
+// garbage collector's view: the caller keeps route reachable for the life
+// of the process. Installing twice is a no-op; sites are never removed.
 func (p *Patch) Install(route *switchboard.Route) error {
 	if p.installed {
 		return nil
@@ -214,14 +216,18 @@ func (p *Patch) Install(route *switchboard.Route) error {
 	if p.page.mem == nil || p.Evict.simulated() {
 		return fmt.Errorf("%s: relay page %#x is simulated", p.Name, p.page.addr)
 	}
-	code := slices.Clone(p.SiteCode)
-	binary.LittleEndian.PutUint64(code[p.RouteAt:], uint64(uintptr(unsafe.Pointer(route))))
 	writeMu.Lock()
-	err := writeSite(p.page, p.Site, code)
-	// The stubs, like the site, are complete before the prologue leads
-	// to them.
-	for ev := p.Evict; err == nil && ev != nil; ev = ev.Next {
-		err = writeSite(ev.page, ev.Addr, ev.Code)
+	var err error
+	if p.slot {
+		p.storeRoute(route)
+		err = execSlots(p.page)
+	} else {
+		err = writeSite(p.page, p.Site, p.siteCode(route))
+		// The stubs, like the site, are complete before the prologue leads
+		// to them.
+		for ev := p.Evict; err == nil && ev != nil; ev = ev.Next {
+			err = writeSite(ev.page, ev.Addr, ev.Code)
+		}
 	}
 	writeMu.Unlock()
 	if errors.Is(err, ErrCodeWrite) {
@@ -230,11 +236,38 @@ func (p *Patch) Install(route *switchboard.Route) error {
 	if err != nil {
 		return refuseErr(p, ReasonMap, err)
 	}
-	if err := SyncCores(); err != nil {
-		return err
+	if !p.slot {
+		if err := SyncCores(); err != nil {
+			return err
+		}
 	}
 	p.installed = true
 	return nil
+}
+
+// siteCode is the code written at the site, with the route in it.
+func (p *Patch) siteCode(route *switchboard.Route) []byte {
+	code := slices.Clone(p.SiteCode)
+	binary.LittleEndian.PutUint64(code[p.RouteAt:], uint64(uintptr(unsafe.Pointer(route))))
+	return code
+}
+
+// storeRoute stores a slot's route in its page's data page, at its return
+// address plus switchboard.SlotRouteOffset. The data page is never
+// executable: the store is data, and the prologue write that makes the
+// slot reachable comes after it. writeMu is held.
+func (p *Patch) storeRoute(route *switchboard.Route) {
+	at := unsafe.Add(p.page.mem, switchboard.SlotRouteOffset+int(p.Key-p.page.addr))
+	atomic.StoreUintptr((*uintptr)(at), uintptr(unsafe.Pointer(route)))
+}
+
+// execSlots makes a slot page read-execute on its first use. Its bytes
+// were all written while it was never executable. writeMu is held.
+func execSlots(pg *relayPage) error {
+	if pg.exec {
+		return nil
+	}
+	return closePage(pg, unsafe.Slice((*byte)(pg.mem), pageSize))
 }
 
 // writeSite writes the page header and one site. The bytes it writes were

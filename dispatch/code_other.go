@@ -42,7 +42,7 @@ type Process struct{}
 func (Process) Busy() ([]Range, error) { return nil, errPlatform }
 
 // Reserve fails here.
-func (Process) Reserve(uintptr) (unsafe.Pointer, error) { return nil, errPlatform }
+func (Process) Reserve(uintptr, int) (unsafe.Pointer, error) { return nil, errPlatform }
 
 // Install fails here.
 func (p *Patch) Install(*switchboard.Route) error { return errPlatform }

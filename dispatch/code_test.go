@@ -3,15 +3,19 @@
 package dispatch
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/switchboard-go/switchboard"
 )
 
 // TestSwapQuadReportsWrites: swapQuad says whether the new bytes are in
@@ -99,4 +103,58 @@ func mapsPerms(t *testing.T, addr uintptr) string {
 	}
 	t.Fatalf("%#x is not mapped", addr)
 	return ""
+}
+
+// TestSlotInstallStoresOnlyTheRoute: installing a slot stores its route in
+// the data page SlotRouteOffset past its return address and changes no
+// byte of the slot page, which /proc/self/maps shows read-execute, its data
+// page read-write.
+func TestSlotInstallStoresOnlyTheRoute(t *testing.T) {
+	std := []byte{0x49, 0x3b, 0x66, 0x10, 0x76, 0x4a, 0x55, 0x48, 0x89, 0xe5, 0x48, 0x83, 0xec, 0x10}
+	entry := uintptr(unsafe.Pointer(&std[0]))&^15 + 0x40000 // an address near this heap; never written
+	pl := NewPlanner(Process{}, switchboard.DispatcherPC(), switchboard.CallDispatcherPC())
+	pl.SlotDispatcher = switchboard.SlotDispatcherPC()
+	p, err := pl.Plan(Func{Name: "std", Entry: entry, Size: len(std), Bytes: std}, SiteMode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.slot {
+		t.Fatalf("site %#x is not a slot", p.Site)
+	}
+	code := unsafe.Slice((*byte)(p.page.mem), pageSize)
+	before := slices.Clone(code)
+	route := new(switchboard.Route)
+	if err := p.Install(route); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(code, before) {
+		t.Fatal("installing a slot changed its page")
+	}
+	got := *(*uintptr)(unsafe.Add(p.page.mem, int(p.Key-p.page.addr)+switchboard.SlotRouteOffset))
+	if got != uintptr(unsafe.Pointer(route)) {
+		t.Fatalf("data page holds %#x at key+%d, want the route %p", got, switchboard.SlotRouteOffset, route)
+	}
+	maps, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[uintptr]string{p.page.addr: "r-xp", p.page.addr + pageSize: "rw-p"}
+	for _, l := range strings.Split(string(maps), "\n") {
+		var lo, hi uintptr
+		var perms string
+		if _, err := fmt.Sscanf(l, "%x-%x %s", &lo, &hi, &perms); err != nil {
+			continue
+		}
+		for a, w := range want {
+			if lo <= a && a < hi {
+				if perms != w {
+					t.Errorf("page %#x is %s, want %s", a, perms, w)
+				}
+				delete(want, a)
+			}
+		}
+	}
+	if len(want) != 0 {
+		t.Fatalf("pages not mapped: %v", want)
+	}
 }

@@ -34,7 +34,8 @@ type Patch struct {
 	// RouteAt is the offset in SiteCode of the 8 bytes that carry the
 	// *switchboard.Route: after the site's jmp r12 in site mode, the
 	// immediate of the stub's movabs r13 in call mode. Plan leaves them
-	// zero; Install writes the route there.
+	// zero; Install writes the route there. -1 for a slot, whose route
+	// lies in its page's data page, at Key+switchboard.SlotRouteOffset.
 	RouteAt int
 	// Key is the return address the dispatcher sees: in the site for site
 	// mode, Entry+Offset+len(Bytes) for call mode.
@@ -52,6 +53,8 @@ type Patch struct {
 	origHi, patchedHi [8]byte
 	page              *relayPage
 	installed         bool
+	// slot: the site is a slot of a slot page, written with the page.
+	slot bool
 }
 
 // Quad returns the aligned quadword the patch is written into, with its
@@ -78,6 +81,10 @@ type Planner struct {
 	// check jumps to (switchboard.NilFaultPC): without it, trampolines
 	// refuse copied instructions that dereference a pointer register.
 	NilFault uintptr
+	// SlotDispatcher, when set, is the dispatcher entry slots call
+	// (switchboard.SlotDispatcherPC): site-mode sites then go into slot
+	// pages where their pins allow (see slotCode).
+	SlotDispatcher uintptr
 }
 
 // NewPlanner returns a planner that carves relay pages out of space and
@@ -114,6 +121,9 @@ func (pl *Planner) Plan(f Func, mode Mode) (*Patch, error) {
 	var why []string
 	for i := 0; i < len(cands); i++ {
 		c := cands[i]
+		if p, ok := pl.trySlot(f, c, mode); ok {
+			return p, nil
+		}
 		p, ok, err := pl.tryExisting(f, c, mode)
 		if ok {
 			return p, nil
@@ -129,6 +139,35 @@ func (pl *Planner) Plan(f Func, mode Mode) (*Patch, error) {
 		}
 	}
 	return nil, refuse(f, ReasonNoWindow, strings.Join(why, "; "))
+}
+
+// trySlot places c's site in a slot of a slot page the planner has, or
+// else of a new one.
+func (pl *Planner) trySlot(f Func, c candidate, mode Mode) (*Patch, bool) {
+	if pl.SlotDispatcher == 0 || !slotted(c, mode) {
+		return nil, false
+	}
+	jmpEnd, pop := c.jmpEnd(f.Entry), c.tactic == PastPushRBP
+	t, pg, ok := pl.relay.inSlots(jmpEnd, c.pins, pop)
+	if !ok {
+		if _, err := pl.relay.freshSlots(jmpEnd, c.pins, pl.SlotDispatcher); err != nil {
+			return nil, false
+		}
+		if t, pg, ok = pl.relay.inSlots(jmpEnd, c.pins, pop); !ok {
+			return nil, false
+		}
+	}
+	p := pl.finish(f, c, mode, t, pg)
+	s := t
+	if !pop {
+		s--
+	}
+	code := pg.slotCode(s, pl.SlotDispatcher)
+	p.SiteCode, p.Key, p.RouteAt, p.slot = code[t-s:], s+6, -1, true
+	if pg.far {
+		p.Key++
+	}
+	return p, true
 }
 
 // siteSize is the most bytes a site of this candidate can take, with the

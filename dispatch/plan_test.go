@@ -18,7 +18,7 @@ import (
 var image = []Range{{0x400000, 0x3000000}}
 
 // Stand-in dispatcher addresses inside the image.
-const fakeDispatcher, fakeCallDispatcher = 0x401000, 0x401040
+const fakeDispatcher, fakeCallDispatcher, fakeSlotDispatcher = 0x401000, 0x401040, 0x4010c0
 
 type prologueCase struct {
 	line  int
@@ -77,6 +77,7 @@ func TestPrologues(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			pl := NewPlanner(&Simulated{Taken: append([]Range(nil), image...)}, fakeDispatcher, fakeCallDispatcher)
+			pl.SlotDispatcher = fakeSlotDispatcher
 			p, err := pl.Plan(tc.fn, tc.mode)
 			if tc.want[0] == "refused" {
 				var re *RefusalError
@@ -249,13 +250,20 @@ func checkEviction(t *testing.T, f Func, ev *Eviction) {
 }
 
 // checkSite decodes the relay site: [pop rbp;] call dispatcher; jmp r12,
-// then the route's 8 bytes, in site mode; movabs r13, route; jmp
-// callDispatcher in call mode; and the key after the call.
+// then the route's 8 bytes, in site mode (a slot: int3 to the slot's end,
+// its route in the data page); movabs r13, route; jmp callDispatcher in
+// call mode; and the key after the call.
 func checkSite(t *testing.T, p *Patch, f Func) {
 	t.Helper()
 	var ops []string
 	end := len(p.SiteCode)
-	if p.Mode == SiteMode {
+	switch {
+	case p.slot:
+		end = bytes.Index(p.SiteCode, []byte{0x41, 0xFF, 0xE4}) + 3
+		if p.RouteAt != -1 || end < 3 || len(bytes.Trim(p.SiteCode[end:], "\xcc")) != 0 || (p.Site+uintptr(len(p.SiteCode)))%slotSize != 0 {
+			t.Fatalf("slot % x at %#x: route at %d, or not int3 to the slot's end", p.SiteCode, p.Site, p.RouteAt)
+		}
+	case p.Mode == SiteMode:
 		end = p.RouteAt
 		if p.RouteAt+8 != len(p.SiteCode) {
 			t.Fatalf("site % x: route at %d, not in its last 8 bytes", p.SiteCode, p.RouteAt)
@@ -288,7 +296,11 @@ func checkSite(t *testing.T, p *Patch, f Func) {
 		if p.Tactic == PastPushRBP {
 			want = append(want, "POP RBP")
 		}
-		want = append(want, fmt.Sprintf("CALL %#x", fakeDispatcher), "JMP R12")
+		disp := fakeDispatcher
+		if p.slot {
+			disp = fakeSlotDispatcher
+		}
+		want = append(want, fmt.Sprintf("CALL %#x", disp), "JMP R12")
 	} else {
 		want = []string{"MOV R13", fmt.Sprintf("JMP %#x", fakeCallDispatcher)}
 		if p.Key != f.Entry+uintptr(p.Offset+len(p.Bytes)) {

@@ -16,13 +16,13 @@ type Simulated struct {
 // Busy returns the taken ranges.
 func (s *Simulated) Busy() ([]Range, error) { return s.Taken, nil }
 
-// Reserve marks one page taken. It has no memory.
-func (s *Simulated) Reserve(addr uintptr) (unsafe.Pointer, error) {
+// Reserve marks size bytes taken. It has no memory.
+func (s *Simulated) Reserve(addr uintptr, size int) (unsafe.Pointer, error) {
 	for _, r := range s.Taken {
-		if addr < r.End && addr+pageSize > r.Start {
+		if addr < r.End && addr+uintptr(size) > r.Start {
 			return nil, fmt.Errorf("page %#x overlaps %#x-%#x", addr, r.Start, r.End)
 		}
 	}
-	s.Taken = append(s.Taken, Range{addr, addr + pageSize})
+	s.Taken = append(s.Taken, Range{addr, addr + uintptr(size)})
 	return nil, nil
 }

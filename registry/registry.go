@@ -107,6 +107,7 @@ func planner() *dispatch.Planner {
 		reg.planner = dispatch.NewPlanner(dispatch.Process{}, switchboard.DispatcherPC(), switchboard.CallDispatcherPC())
 		reg.planner.IsMorestack = func(pc uintptr) bool { return strings.HasPrefix(unwind.Name(pc), "runtime.morestack") }
 		reg.planner.NilFault = switchboard.NilFaultPC()
+		reg.planner.SlotDispatcher = switchboard.SlotDispatcherPC()
 		reg.byEntry = map[uintptr]*record{}
 	}
 	return reg.planner

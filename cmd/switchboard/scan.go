@@ -123,7 +123,7 @@ func scanBinary(path string, progress io.Writer) (*scanReport, error) {
 	// decides whether a site calls it with rel32 or through the page's
 	// pointer, never the tactic or the prologue patch.
 	text := funcs[0].Entry
-	return scanImage(im, space, text, text, text, progress)
+	return scanImage(im, space, text, text, text, text, progress)
 }
 
 // scanBias is where scan loads the binary at path: 0 for an executable,
@@ -159,7 +159,7 @@ func scanSelf(progress io.Writer) (*scanReport, error) {
 		return nil, fmt.Errorf("scan: reading this process's mappings: %w", err)
 	}
 	space := &dispatch.Simulated{Taken: busy}
-	rep, err := scanImage(im, space, switchboard.DispatcherPC(), switchboard.CallDispatcherPC(), switchboard.NilFaultPC(), progress)
+	rep, err := scanImage(im, space, switchboard.DispatcherPC(), switchboard.CallDispatcherPC(), switchboard.SlotDispatcherPC(), switchboard.NilFaultPC(), progress)
 	if err != nil {
 		return nil, err
 	}
@@ -172,10 +172,10 @@ func scanSelf(progress io.Writer) (*scanReport, error) {
 // scanImage plans the image's functions in address order, with one planner
 // that reserves relay sites (and trampolines) as it goes, as the live
 // patcher does.
-func scanImage(im *unwind.Image, space *dispatch.Simulated, disp, callDisp, nilFault uintptr, progress io.Writer) (*scanReport, error) {
+func scanImage(im *unwind.Image, space *dispatch.Simulated, disp, callDisp, slotDisp, nilFault uintptr, progress io.Writer) (*scanReport, error) {
 	start := time.Now()
 	pl := dispatch.NewPlanner(space, disp, callDisp)
-	pl.NilFault = nilFault
+	pl.NilFault, pl.SlotDispatcher = nilFault, slotDisp
 	pl.IsMorestack = func(pc uintptr) bool {
 		f, ok := im.Lookup(pc)
 		return ok && strings.HasPrefix(f.Name, "runtime.morestack")
