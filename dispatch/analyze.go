@@ -149,6 +149,13 @@ func decodeAll(f Func, isMorestack func(uintptr) bool) (*prologue, error) {
 		if err == nil && off+maxInstLen > len(code) && !stable(code[off:off+in.Len], in) {
 			err = errUnstable
 		}
+		if err == nil && off+maxInstLen == len(code) {
+			// Decoded from exactly 15 bytes, too few for decodeKnown to
+			// remember it, too many to need stable; a stack-growth tail's
+			// reload lands here in most functions. Its answer only decides
+			// whether it is remembered.
+			stable(code[off:off+in.Len], in)
+		}
 		if err != nil {
 			return nil, refuse(f, ReasonDecode, fmt.Sprintf("cannot decode the instruction at +%#x (% x): %v", off, head(code[off:], 8), err))
 		}

@@ -54,6 +54,9 @@ var known struct {
 	short [256][]shape
 	long  map[[2]byte][]shape
 	inst  map[knownKey]*knownInst
+	// seen holds the instructions decoded once and not yet remembered
+	// (at most maxKnown, then emptied).
+	seen map[knownKey]struct{}
 }
 
 // shape is a known instruction's length and where its PC-relative field
@@ -162,6 +165,11 @@ func decodeKnown(b []byte) (x86asm.Inst, error) {
 	if err != nil || in.Len == 0 || in.Op == 0 || in.Len > maxInstLen {
 		return in, err
 	}
+	if !seenBefore(b, in) {
+		// Seen once: an instruction met once (a compare with a constant
+		// of its own) is not worth the second decode remember needs.
+		return in, nil
+	}
 	var other [maxInstLen + 1]byte
 	copy(other[:], b)
 	if other[in.Len] = 0xFF; b[in.Len]>>6 == 3 {
@@ -171,6 +179,24 @@ func decodeKnown(b []byte) (x86asm.Inst, error) {
 		remember(b, in)
 	}
 	return in, nil
+}
+
+// seenBefore reports whether the instruction in, decoded from b, was
+// decoded before, and notes that it was.
+func seenBefore(b []byte, in x86asm.Inst) bool {
+	sh, _ := pcRelative(in)
+	k := sh.key(b)
+	known.Lock()
+	defer known.Unlock()
+	if _, ok := known.seen[k]; ok {
+		delete(known.seen, k)
+		return true
+	}
+	if known.seen == nil || len(known.seen) >= maxKnown {
+		known.seen = make(map[knownKey]struct{}, 256)
+	}
+	known.seen[k] = struct{}{}
+	return false
 }
 
 // remember adds in, decoded from b with more than maxInstLen bytes and
@@ -237,7 +263,7 @@ func findKnown(shapes []shape, b []byte) (shape, *knownInst) {
 // forget empties known: tests that replace decoder call it.
 func forget() {
 	known.Lock()
-	known.inst, known.short, known.long = nil, [256][]shape{}, nil
+	known.inst, known.short, known.long, known.seen = nil, [256][]shape{}, nil, nil
 	known.Unlock()
 }
 

@@ -229,10 +229,11 @@ func isKnown(b []byte) bool {
 }
 
 // TestDecodeKnown: decodeKnown answers what decode does, remembers an
-// instruction only with more than 15 bytes from its start, and never one
-// whose decoding looked at the byte after it. An instruction that differs
-// from a known one only in its PC-relative field is known, with its own
-// field.
+// instruction the second time it decodes it (a first sighting costs one
+// decode, not two), only with more than 15 bytes from its start, and never
+// one whose decoding looked at the byte after it. An instruction that
+// differs from a known one only in its PC-relative field is known, with
+// its own field.
 func TestDecodeKnown(t *testing.T) {
 	tail := strings.Repeat("cc", 16)
 	for _, tc := range []struct {
@@ -252,6 +253,10 @@ func TestDecodeKnown(t *testing.T) {
 		{"endbr64", []string{"f30f1efa"}, true},
 	} {
 		useDecoder(t, x86asm.Decode)
+		first, _ := hex.DecodeString(tc.codes[0] + tail)
+		if _, err := decodeKnown(first); err != nil || isKnown(first) {
+			t.Errorf("%s: known after one decoding (%v)", tc.name, err)
+		}
 		for i, code := range tc.codes {
 			b, err := hex.DecodeString(code + tail)
 			if err != nil {
@@ -305,6 +310,7 @@ func TestDecodeKnown(t *testing.T) {
 	var decodes int
 	useDecoder(t, func(b []byte, mode int) (x86asm.Inst, error) { decodes++; return x86asm.Decode(b, mode) })
 	b, _ = hex.DecodeString("4889442408" + tail)
+	decodeKnown(b)
 	decodeKnown(b)
 	for _, tc := range []struct {
 		code    string
@@ -492,4 +498,32 @@ func elfFuncs(path string) ([]elfFunc, error) {
 		}
 	}
 	return out, nil
+}
+
+// TestDecodeAllRemembersFifteenFromTheEnd: an instruction decoded from
+// exactly 15 bytes (the reload of a stack-growth tail in most functions)
+// is too close to the end for decodeKnown to remember and too far for
+// stable to be asked; decodeAll asks stable anyway, so that the next
+// function finds it known.
+func TestDecodeAllRemembersFifteenFromTheEnd(t *testing.T) {
+	// call rel32; mov rbx,[rsp+0x10]; mov rcx,[rsp+0x18]; jmp rel32
+	code, _ := hex.DecodeString("e800000000488b5c2410488b4c2418e9e6ffffff")
+	var decodes []string
+	useDecoder(t, func(b []byte, mode int) (x86asm.Inst, error) {
+		in, err := x86asm.Decode(b, mode)
+		decodes = append(decodes, hex.EncodeToString(b[:min(len(b), in.Len)]))
+		return in, err
+	})
+	f := Func{Name: "tail", Entry: 0x401000, Size: len(code), Bytes: code}
+	for range 2 {
+		decodes = nil
+		if _, err := decodeAll(f, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range decodes {
+		if d == "488b5c2410" {
+			t.Fatalf("decoded again in the second function: %q", decodes)
+		}
+	}
 }

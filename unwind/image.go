@@ -94,6 +94,9 @@ type Image struct {
 	built     time.Time // the file's modification time, for NoInline
 	srcMu     sync.Mutex
 	src       sourceText // the last source file NoInline read
+	// srcBytes and srcLines are how much source NoInline has read, so
+	// that a first read is sized to the line asked about.
+	srcBytes, srcLines int64
 
 	treesOnce sync.Once
 	trees     *treeIndex // InlinedCopies'

@@ -100,19 +100,45 @@ func firstRemap(before []byte, from int) int {
 		}
 		i += j
 		rest := before[i:]
-		if bytes.HasPrefix(rest, []byte("/*line ")) {
-			return i
+		if len(rest) < 3 {
+			return -1
 		}
-		if !bytes.HasPrefix(rest, []byte("//")) || !lineOpens(before[:i]) {
+		switch rest[1] {
+		case '*':
+			if bytes.HasPrefix(rest, []byte("/*line ")) {
+				return i
+			}
+			continue
+		case '/':
+		default:
 			continue
 		}
+		// A comment: the directive first, cheaper than looking back for
+		// the line's start (most comments are neither).
 		text := rest[2:]
-		if bytes.HasPrefix(text, []byte("line ")) || bytes.HasPrefix(text, []byte("go:build")) ||
-			bytes.HasPrefix(bytes.TrimLeft(text, " \t"), []byte("+build")) {
+		if directive(text) && lineOpens(before[:i]) {
 			return i
 		}
 		i++ // past the second slash
 	}
+}
+
+// directive reports whether a comment's text (after //, not empty) is one
+// firstRemap looks for.
+func directive(text []byte) bool {
+	switch text[0] {
+	case 'l':
+		return bytes.HasPrefix(text, []byte("line "))
+	case 'g':
+		return bytes.HasPrefix(text, []byte("go:build"))
+	case '+', ' ', '\t':
+		i := 0
+		for i < len(text) && (text[i] == ' ' || text[i] == '\t') {
+			i++
+		}
+		return bytes.HasPrefix(text[i:], []byte("+build"))
+	}
+	return false
 }
 
 // lineOpens reports whether only spaces, tabs and byte order marks stand
@@ -198,17 +224,39 @@ func (im *Image) sourceFile(file string, built time.Time, line int) (*sourceText
 			c.path = ""
 			return nil, false
 		}
-		n := int(min(int64(sourceChunk), c.size-int64(len(c.src))))
+		n := sourceChunk
+		if len(c.src) == 0 && c.asked == 1 {
+			n = im.firstRead(line)
+		}
+		n = int(min(int64(n), c.size-int64(len(c.src))))
 		at := len(c.src)
 		c.src = slices.Grow(c.src, n)[:at+n]
 		if err := f.readAt(c.src[at:], int64(at)); err != nil {
 			c.path = ""
 			return nil, false
 		}
-		c.nl += bytes.Count(c.src[at:], []byte{'\n'})
+		nl := bytes.Count(c.src[at:], []byte{'\n'})
+		c.nl += nl
+		im.srcBytes, im.srcLines = im.srcBytes+int64(n), im.srcLines+int64(nl)
 	}
 	return c, true
 }
+
+// firstRead is how much of a file to read first for a question about line:
+// as far as the line lies at the bytes per line of the source read so far
+// (32 until then), and a kilobyte more, in whole pages. Copying the page
+// cache's cold bytes is most of a read's cost, and a read past the line is
+// wasted. im.srcMu is held.
+func (im *Image) firstRead(line int) int {
+	per := int64(32)
+	if im.srcLines >= 64 {
+		per = (im.srcBytes + im.srcLines - 1) / im.srcLines
+	}
+	return int(min(alignPage(int64(line)*per+1024), maxSource))
+}
+
+// alignPage rounds n up to whole 4 KiB pages.
+func alignPage(n int64) int64 { return (n + 4095) &^ 4095 }
 
 // line returns the offset in src where line (1-based) starts.
 func (c *sourceText) line(line int) (int, bool) {

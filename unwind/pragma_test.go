@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -327,5 +328,41 @@ func TestRemappedBeforeRemembers(t *testing.T) {
 	copy(src, "//line x.go:1\n")
 	if c.remappedBefore(last) {
 		t.Fatal("the text before a line was scanned again")
+	}
+}
+
+// TestFirstReadFollowsTheSource: a first read reaches the line asked about
+// at the bytes per line read so far (32 at first), a kilobyte more, in
+// pages; where the estimate falls short (long lines), the reads go on to
+// the line.
+func TestFirstReadFollowsTheSource(t *testing.T) {
+	var im Image
+	if got := im.firstRead(403); got != 16384 {
+		t.Errorf("no source read yet, line 403: %d bytes, want 16384", got)
+	}
+	im.srcBytes, im.srcLines = 16800, 1000
+	if got := im.firstRead(403); got != 8192 {
+		t.Errorf("17 bytes a line, line 403: %d bytes, want 8192", got)
+	}
+	dir := t.TempDir()
+	var src []byte
+	for i := range 500 {
+		src = append(src, fmt.Sprintf("// %d %s\n", i, strings.Repeat("x", 200))...)
+	}
+	src = append(src, "//go:noinline\nfunc Long() {}\n"...)
+	file := dir + "/long.go"
+	if err := os.WriteFile(file, src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, ok := im.sourceFile(file, time.Now().Add(time.Hour), 502)
+	if !ok {
+		t.Fatal("sourceFile failed")
+	}
+	start, ok := c.line(502)
+	if !ok || !noinlineAt(c.src, start, decl{name: "Long"}) {
+		t.Fatalf("line 502 past a short first read: no directive found (%d of %d bytes read)", len(c.src), len(src))
+	}
+	if im.srcLines < 502 || im.srcBytes < int64(start) {
+		t.Errorf("read %d bytes, %d lines counted", im.srcBytes, im.srcLines)
 	}
 }
