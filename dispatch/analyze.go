@@ -430,6 +430,10 @@ func (p *prologue) nopRun() int {
 	return k
 }
 
+// errQuiet stands for a refusal fitAll drops: it keeps the first only, and
+// formatting the others was a few percent of a later first Set.
+var errQuiet = errors.New("refused")
+
 // fitAll fits every prefix count at every patch point, in order, skipping
 // points a branch jumps back into. It returns the first refusal if no
 // candidate fits.
@@ -447,7 +451,7 @@ func (p *prologue) fitAll(mode Mode, entry uintptr, points []point) ([]candidate
 			continue
 		}
 		for n := 0; n <= 3; n++ {
-			c, err := p.fit(mode, entry, o.off, n)
+			c, err := p.fit(mode, entry, o.off, n, first != nil)
 			if err != nil {
 				note(err)
 				continue
@@ -473,24 +477,31 @@ func (p *prologue) fitAll(mode Mode, entry uintptr, points []point) ([]candidate
 }
 
 // fit builds the candidate with n prefixes at offset off, pinning every
-// patch byte that overlaps an instruction starting inside the patch.
-func (p *prologue) fit(mode Mode, entry uintptr, off, n int) (candidate, error) {
+// patch byte that overlaps an instruction starting inside the patch. A
+// quiet refusal is errQuiet, its message never formatted.
+func (p *prologue) fit(mode Mode, entry uintptr, off, n int, quiet bool) (candidate, error) {
 	f := p.fn
+	fail := func(r Reason, format string, args ...any) error {
+		if quiet {
+			return errQuiet
+		}
+		return refuse(f, r, fmt.Sprintf(format, args...))
+	}
 	c := candidate{offset: off, opcode: mode.opcode(), prefix: make([]byte, n)}
 	end := off + c.len()
 	if end > len(f.Bytes) {
-		return c, refuse(f, ReasonRoom, fmt.Sprintf("a %d-byte patch at +%d runs past the function's %d bytes into the next symbol", c.len(), off, len(f.Bytes)))
+		return c, fail(ReasonRoom, "a %d-byte patch at +%d runs past the function's %d bytes into the next symbol", c.len(), off, len(f.Bytes))
 	}
 	// The atomic store writes a whole aligned quadword: the patch must fit
 	// in it, and all of it must be this function's, code or padding.
 	if q := (entry + uintptr(off)) &^ 7; entry+uintptr(end) > q+8 || q < entry || q+8 > entry+uintptr(len(f.Bytes)) {
-		return c, refuse(f, ReasonQuadword, fmt.Sprintf("the patch [+%d,+%d) at %#x does not fit an aligned quadword of the function's own bytes", off, end, entry+uintptr(off)))
+		return c, fail(ReasonQuadword, "the patch [+%d,+%d) at %#x does not fit an aligned quadword of the function's own bytes", off, end, entry+uintptr(off))
 	}
 	if mode == CallMode {
 		// The return address the dispatcher keys on must lie in the
 		// function's code: in padding the runtime's pc tables throw.
 		if end >= f.Size {
-			return c, refuse(f, ReasonCallReturn, fmt.Sprintf("the call's return address +%d is outside the function's %d bytes of code", end, f.Size))
+			return c, fail(ReasonCallReturn, "the call's return address +%d is outside the function's %d bytes of code", end, f.Size)
 		}
 		// Every instruction before it must leave SP alone, so that an
 		// unwinder at the dispatcher finds the caller at 8(SP).
@@ -499,7 +510,7 @@ func (p *prologue) fit(mode Mode, entry uintptr, off, n int) (candidate, error) 
 				break
 			}
 			if movesSP(in.Inst) {
-				return c, refuse(f, ReasonCallReturn, fmt.Sprintf("the instruction at +%d (%v) moves SP before the call's return address", in.off, in.Inst))
+				return c, fail(ReasonCallReturn, "the instruction at +%d (%v) moves SP before the call's return address", in.off, in.Inst)
 			}
 		}
 	}
@@ -516,12 +527,12 @@ func (p *prologue) fit(mode Mode, entry uintptr, off, n int) (candidate, error) 
 			switch {
 			case j < n:
 				if !ignorablePrefix(orig, j, n) {
-					return c, refuse(f, ReasonPins, fmt.Sprintf("prefix byte +%d must keep %#02x of the instruction at +%d", a, orig, in.off))
+					return c, fail(ReasonPins, "prefix byte +%d must keep %#02x of the instruction at +%d", a, orig, in.off)
 				}
 				c.prefix[j] = orig
 			case j == n:
 				if orig != c.opcode {
-					return c, refuse(f, ReasonPins, fmt.Sprintf("opcode byte +%d must keep %#02x of the instruction at +%d", a, orig, in.off))
+					return c, fail(ReasonPins, "opcode byte +%d must keep %#02x of the instruction at +%d", a, orig, in.off)
 				}
 			default:
 				k := uint(j - n - 1)
