@@ -24,6 +24,15 @@
 // per what follows it, so the dispatcher jumps once into the table and a
 // guard of one condition costs one compare.
 //
+// A slot (a site of a slot page, written with the page before it was ever
+// executable, when no function was known yet) is
+//
+//	[pop rbp]; call slotDispatcher; jmp r12
+//
+// with its *Route in the page after it, SlotRouteOffset past the call's
+// return address, where slotDispatcher reads it and then applies the same
+// rules; a patch that takes a slot stores that pointer and writes no code.
+//
 // It also holds originalCall, the Go-code entry of the func values that
 // registry.Original returns, which calls the trampoline in their second
 // word.
