@@ -81,8 +81,42 @@ func callChecker(t *testing.T) func(name string, f func(int) int, x, want int) {
 // fall-through to the global target and to the original with RDX intact,
 // and the morestack-restart rule.
 func TestDispatcherRules(t *testing.T) {
+	t.Run("site", func(t *testing.T) { dispatcherRules(t, handSite) })
+	t.Run("slot", func(t *testing.T) { dispatcherRules(t, handSlot) })
+}
+
+// handSlot writes a slot of a slot page by hand, entered after its pop
+// rbp:
+//
+//	pop rbp; call [rip+hdr]; jmp r12
+//
+// with slotDispatcher's address in the page's first word and the *Route in
+// the data page after it, SlotRouteOffset past the call's return address.
+// It returns the slot's entry.
+func handSlot(t *testing.T, r *Route) uintptr {
+	t.Helper()
+	mem, err := unix.Mmap(-1, 0, 2*4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	binary.LittleEndian.PutUint64(mem[0:], uint64(SlotDispatcherPC()))
+	const slot = 16
+	code := []byte{0x5D, 0xFF, 0x15, 0, 0, 0, 0, 0x41, 0xFF, 0xE4}
+	rel := int32(-(slot + 7)) // to the page's first word
+	binary.LittleEndian.PutUint32(code[3:], uint32(rel))
+	copy(mem[slot:], code)
+	binary.LittleEndian.PutUint64(mem[slot+7+SlotRouteOffset:], uint64(uintptr(unsafe.Pointer(r))))
+	if err := unix.Mprotect(mem[:4096], unix.PROT_READ|unix.PROT_EXEC); err != nil {
+		t.Fatal(err)
+	}
+	return uintptr(unsafe.Pointer(&mem[slot+1]))
+}
+
+// dispatcherRules checks the dispatcher's rules through a site that mk
+// writes.
+func dispatcherRules(t *testing.T, mk func(*testing.T, *Route) uintptr) {
 	route := new(Route) // reachable: the test holds it until the end
-	site := handSite(t, route)
+	site := mk(t, route)
 	// The original is a closure's code: it reads its captured k through
 	// RDX, so it returns x+k only when RDX reaches it untouched.
 	orig := adder(1000)

@@ -150,6 +150,11 @@ func InstallAll(ps []*Patch, routes []*switchboard.Route) error {
 	if len(ps) != len(routes) {
 		return fmt.Errorf("InstallAll: %d patches, %d routes", len(ps), len(routes))
 	}
+	// Before anything changes: slots alone write no code, but lead to
+	// prologue writes that must serialize the cores.
+	if err := Writable(); err != nil {
+		return err
+	}
 	var todo []item
 	for i, p := range ps {
 		if routes[i] == nil {
@@ -198,7 +203,7 @@ func InstallAll(ps []*Patch, routes []*switchboard.Route) error {
 	writeMu.Unlock()
 	// Slots wrote no code: only routes, as data.
 	if len(evs) > 0 || slices.ContainsFunc(todo, func(it item) bool { return !it.p.slot }) {
-		if err := SyncCores(); err != nil {
+		if err := syncCores(); err != nil {
 			return err
 		}
 	}

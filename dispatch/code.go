@@ -81,7 +81,8 @@ func swapQuad(q unsafe.Pointer, old, new [8]byte) (written bool, err error) {
 	return true, errors.Join(errRX, syncCores())
 }
 
-// syncCores is SyncCores, replaced by tests to inject a failure.
+// syncCores is SyncCores, replaced by tests to count calls or inject a
+// failure.
 var syncCores = SyncCores
 
 // registerSyncCore registers this process for membarrier SYNC_CORE;
@@ -237,7 +238,7 @@ func (p *Patch) Install(route *switchboard.Route) error {
 		return refuseErr(p, ReasonMap, err)
 	}
 	if !p.slot {
-		if err := SyncCores(); err != nil {
+		if err := syncCores(); err != nil {
 			return err
 		}
 	}
@@ -255,7 +256,9 @@ func (p *Patch) siteCode(route *switchboard.Route) []byte {
 // storeRoute stores a slot's route in its page's data page, at its return
 // address plus switchboard.SlotRouteOffset. The data page is never
 // executable: the store is data, and the prologue write that makes the
-// slot reachable comes after it. writeMu is held.
+// slot reachable comes after it. The word is not 8-aligned, but stays in
+// one cache line, where x86 stores and loads it in one access
+// (TestSlotRoutesStayInALine). writeMu is held.
 func (p *Patch) storeRoute(route *switchboard.Route) {
 	at := unsafe.Add(p.page.mem, switchboard.SlotRouteOffset+int(p.Key-p.page.addr))
 	atomic.StoreUintptr((*uintptr)(at), uintptr(unsafe.Pointer(route)))

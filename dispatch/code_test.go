@@ -85,6 +85,40 @@ func TestNoSyncCoreRefusesWrites(t *testing.T) {
 	if perms := mapsPerms(t, uintptr(q)); perms != "r-xp" {
 		t.Fatalf("page protection changed to %s", perms)
 	}
+	// A slot writes no code, but leads to a prologue write: refused too
+	// (a review's finding: a batch of slots alone skipped the check).
+	p := planSlot(t)
+	route := new(switchboard.Route)
+	for name, install := range map[string]func() error{
+		"Install":    func() error { return p.Install(route) },
+		"InstallAll": func() error { return InstallAll([]*Patch{p}, []*switchboard.Route{route}) },
+	} {
+		if err := install(); !errors.Is(err, ErrUnsupported) || p.installed {
+			t.Fatalf("%s of a slot: %v, installed %v", name, err, p.installed)
+		}
+	}
+	if perms := mapsPerms(t, p.page.addr); perms != "rw-p" || *(*uintptr)(unsafe.Add(p.page.mem, int(p.Key-p.page.addr)+switchboard.SlotRouteOffset)) != 0 {
+		t.Fatalf("slot page %s after refusals, or its route stored", perms)
+	}
+}
+
+// planSlot plans a standard Go prologue near this heap into a slot of a
+// new slot page of the live address space. Nothing is written at the
+// entry, which is never applied.
+func planSlot(t *testing.T) *Patch {
+	t.Helper()
+	std := []byte{0x49, 0x3b, 0x66, 0x10, 0x76, 0x4a, 0x55, 0x48, 0x89, 0xe5, 0x48, 0x83, 0xec, 0x10}
+	entry := uintptr(unsafe.Pointer(&std[0]))&^15 + 0x40000
+	pl := NewPlanner(Process{}, switchboard.DispatcherPC(), switchboard.CallDispatcherPC())
+	pl.SlotDispatcher = switchboard.SlotDispatcherPC()
+	p, err := pl.Plan(Func{Name: "std", Entry: entry, Size: len(std), Bytes: std}, SiteMode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.slot {
+		t.Fatalf("site %#x is not a slot", p.Site)
+	}
+	return p
 }
 
 // mapsPerms reads the permissions of the mapping holding addr from
@@ -110,22 +144,18 @@ func mapsPerms(t *testing.T, addr uintptr) string {
 // byte of the slot page, which /proc/self/maps shows read-execute, its data
 // page read-write.
 func TestSlotInstallStoresOnlyTheRoute(t *testing.T) {
-	std := []byte{0x49, 0x3b, 0x66, 0x10, 0x76, 0x4a, 0x55, 0x48, 0x89, 0xe5, 0x48, 0x83, 0xec, 0x10}
-	entry := uintptr(unsafe.Pointer(&std[0]))&^15 + 0x40000 // an address near this heap; never written
-	pl := NewPlanner(Process{}, switchboard.DispatcherPC(), switchboard.CallDispatcherPC())
-	pl.SlotDispatcher = switchboard.SlotDispatcherPC()
-	p, err := pl.Plan(Func{Name: "std", Entry: entry, Size: len(std), Bytes: std}, SiteMode)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !p.slot {
-		t.Fatalf("site %#x is not a slot", p.Site)
-	}
+	p := planSlot(t)
 	code := unsafe.Slice((*byte)(p.page.mem), pageSize)
 	before := slices.Clone(code)
 	route := new(switchboard.Route)
+	var syncs int
+	syncCores = func() error { syncs++; return SyncCores() }
+	defer func() { syncCores = SyncCores }()
 	if err := p.Install(route); err != nil {
 		t.Fatal(err)
+	}
+	if syncs != 0 {
+		t.Errorf("installing a slot serialized the cores %d times", syncs)
 	}
 	if !bytes.Equal(code, before) {
 		t.Fatal("installing a slot changed its page")

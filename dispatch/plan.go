@@ -150,7 +150,7 @@ func (pl *Planner) trySlot(f Func, c candidate, mode Mode) (*Patch, bool) {
 	jmpEnd, pop := c.jmpEnd(f.Entry), c.tactic == PastPushRBP
 	t, pg, ok := pl.relay.inSlots(jmpEnd, c.pins, pop)
 	if !ok {
-		if _, err := pl.relay.freshSlots(jmpEnd, c.pins, pl.SlotDispatcher); err != nil {
+		if _, err := pl.relay.freshSlots(jmpEnd, c.pins, pl.SlotDispatcher, pop); err != nil {
 			return nil, false
 		}
 		if t, pg, ok = pl.relay.inSlots(jmpEnd, c.pins, pop); !ok {

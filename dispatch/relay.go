@@ -482,10 +482,15 @@ func (r *relay) inSlots(jmpEnd uintptr, pins Pins, popRBP bool) (uintptr, *relay
 	return 0, nil, false
 }
 
-// freshSlots maps a new slot page holding a slot that rel32 from jmpEnd
-// reaches with these pins, and lays its slots out, calling dispatch (the
-// slot dispatcher).
-func (r *relay) freshSlots(jmpEnd uintptr, pins Pins, dispatch uintptr) (*relayPage, error) {
+// freshSlots maps a new slot page holding a slot whose entry (at its pop
+// rbp, or one byte later) rel32 from jmpEnd reaches with these pins, and
+// lays its slots out, calling dispatch (the slot dispatcher). The search
+// is for the slot's start, 16-aligned: from jmpEnd one byte lower, a
+// later entry's rel32 is the start's.
+func (r *relay) freshSlots(jmpEnd uintptr, pins Pins, dispatch uintptr, popRBP bool) (*relayPage, error) {
+	if !popRBP {
+		jmpEnd--
+	}
 	_, p, err := r.newPage(jmpEnd, pins, slotSize, slotSize, true)
 	if err != nil {
 		return nil, err

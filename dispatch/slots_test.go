@@ -5,6 +5,7 @@ package dispatch
 import (
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"testing"
 
 	"golang.org/x/arch/x86/x86asm"
@@ -81,7 +82,8 @@ func TestSlotsShareAPage(t *testing.T) {
 	fn := func(entry uintptr, code []byte) Func {
 		return Func{Name: fmt.Sprintf("f%#x", entry), Entry: entry, Size: len(code), Bytes: code}
 	}
-	pl := NewPlanner(&Simulated{Taken: append([]Range(nil), image...)}, fakeDispatcher, fakeCallDispatcher)
+	space := &Simulated{Taken: append([]Range(nil), image...)}
+	pl := NewPlanner(space, fakeDispatcher, fakeCallDispatcher)
 	pl.SlotDispatcher = fakeSlotDispatcher
 	var page *relayPage
 	for i := range slotsPerPage + 1 {
@@ -119,11 +121,14 @@ func TestSlotsShareAPage(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, pg := range pl.relay.pages {
-		if a := tramp.Addr; pg.slots && a >= pg.addr && a < pg.addr+pageSize {
-			t.Fatalf("trampoline %#x in slot page %#x", a, pg.addr)
+		if !pg.slots {
+			continue
 		}
-		if pg.slots && pg.end() != pg.addr+2*pageSize {
-			t.Fatalf("slot page %#x maps no data page", pg.addr)
+		if a := tramp.Addr; a >= pg.addr && a < pg.addr+2*pageSize {
+			t.Fatalf("trampoline %#x in slot page %#x or its data page", a, pg.addr)
+		}
+		if !slices.Contains(space.Taken, Range{pg.addr, pg.addr + 2*pageSize}) {
+			t.Fatalf("slot page %#x: the space reserved no data page after it", pg.addr)
 		}
 	}
 	bare := NewPlanner(&Simulated{Taken: append([]Range(nil), image...)}, fakeDispatcher, fakeCallDispatcher)
@@ -150,6 +155,58 @@ func TestSearchStartsMidWindow(t *testing.T) {
 	for _, tc := range cases {
 		if got := searchStart(tc.pins, tc.lo, tc.hi); got != tc.want {
 			t.Errorf("%v: start %#x, want %#x", tc.pins, got, tc.want)
+		}
+	}
+}
+
+// TestFreshSlotsFitsTheEntry: the search for a new slot page is for the
+// entry the patch takes. Here the pins allow one free page's first slot at
+// its pop rbp but not a byte later (a review's case): a patch entering
+// after the pop gets no slot page, and the page stays free for its own
+// site; one entering at the pop gets the page.
+func TestFreshSlotsFitsTheEntry(t *testing.T) {
+	const jmpEnd = 0x20000011
+	pins := Pins{Mask: 0xffff0000, Value: 0x10000000} // rel in [0x10000000, 0x10010000)
+	taken := []Range{{0x30000000, 0x30010000}, {0x30012000, 0x7fff_ffff_ffff}}
+	r := relay{space: &Simulated{Taken: slices.Clone(taken)}}
+	if p, err := r.freshSlots(jmpEnd, pins, fakeSlotDispatcher, false); err == nil {
+		t.Fatalf("slot page %#x for an entry its pins refuse", p.addr)
+	}
+	if site, _, err := r.fresh(jmpEnd, pins, 17); err != nil || site != 0x30010010 {
+		t.Fatalf("site %#x, %v; want the page's first site, 0x30010010", site, err)
+	}
+	r = relay{space: &Simulated{Taken: slices.Clone(taken)}}
+	p, err := r.freshSlots(jmpEnd, pins, fakeSlotDispatcher, true)
+	if err != nil || p.addr != 0x30010000 {
+		t.Fatalf("popping entry: page %v, %v", p, err)
+	}
+	if site, _, ok := r.inSlots(jmpEnd, pins, true); !ok || site != 0x30010010 {
+		t.Fatalf("popping entry: slot %#x, %v", site, ok)
+	}
+}
+
+// TestSlotRoutesStayInALine: a slot's route lies at its return address
+// plus a page, 6 or 7 bytes into the slot, so not 8-aligned; an 8-byte
+// store or load is still one access on x86 where it stays within a cache
+// line, which every slot's does, near or far, and no two routes overlap.
+func TestSlotRoutesStayInALine(t *testing.T) {
+	for _, far := range []bool{false, true} {
+		p := &relayPage{addr: 0x76000000, slots: true, far: far}
+		last := uintptr(0)
+		for i := range slotsPerPage {
+			s := slotEntry(p.addr, i, true)
+			key := s + 6
+			if far {
+				key++
+			}
+			if code := p.slotCode(s, fakeSlotDispatcher); code[key-s] != 0x41 {
+				t.Fatalf("far %v, slot %d: key +%d is not the jmp r12 of % x", far, i, key-s, code)
+			}
+			off := key - p.addr // in the data page
+			if off/64 != (off+7)/64 || off+8 > pageSize || off < last {
+				t.Fatalf("far %v, slot %d: route at data page +%#x crosses a line, the page, or the last route", far, i, off)
+			}
+			last = off + 8
 		}
 	}
 }

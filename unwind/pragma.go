@@ -116,8 +116,14 @@ func firstRemap(before []byte, from int) int {
 		// A comment: the directive first, cheaper than looking back for
 		// the line's start (most comments are neither).
 		text := rest[2:]
-		if directive(text) && lineOpens(before[:i]) {
+		switch {
+		case directive(text) && lineOpens(before[:i]):
 			return i
+		case bytes.HasPrefix(text, []byte("*line ")):
+			// The second slash opens /*line when the first ended a block
+			// comment (*//*line). In a line comment it is text, and taking
+			// it only costs the proof.
+			return i + 1
 		}
 		i++ // past the second slash
 	}

@@ -161,6 +161,10 @@ func TestRemapped(t *testing.T) {
 		{"package p\n\nvar x = 1 // +build is a comment here\n", false},
 		{"package p\n\n// a//go:build in the middle\n", false},
 		{"package p\n\n// line 3 of a comment, not a directive\n", false},
+		// A block comment's end, then a line directive in a block comment
+		// (a review's finding: the scan stepped over the second slash).
+		{"package p\n\n/* a *//*" + "line x.go:3:1*/\n", true},
+		{"package p\n\nvar x = 1 /**//*" + "line x.go:3:1*/\n", true},
 	} {
 		if got := firstRemap([]byte(tc.before), 0) >= 0; got != tc.want {
 			t.Errorf("firstRemap(%q) found %v, want %v", tc.before, got, tc.want)

@@ -86,7 +86,8 @@ func code(entry uintptr) []byte {
 }
 
 // dispatcherBounds reads the bounds of the dispatcher's symbols from this
-// executable: the dispatcher and its checks, dispatcherRAX and the like.
+// executable: the dispatcher and its checks, dispatcherRAX and the like,
+// and the slot dispatcher.
 func dispatcherBounds() [][2]uint64 {
 	exe, err := os.Executable()
 	if err != nil {
@@ -103,7 +104,8 @@ func dispatcherBounds() [][2]uint64 {
 	}
 	var out [][2]uint64
 	for _, s := range syms {
-		if strings.HasPrefix(s.Name, "github.com/switchboard-go/switchboard.dispatcher") && s.Size > 0 {
+		name, ok := strings.CutPrefix(s.Name, "github.com/switchboard-go/switchboard.")
+		if ok && (strings.HasPrefix(name, "dispatcher") || name == "slotDispatcher") && s.Size > 0 {
 			out = append(out, [2]uint64{s.Value, s.Value + s.Size})
 		}
 	}
